@@ -1,0 +1,2 @@
+//! mote runtime.
+#![cfg_attr(not(feature = "std"), no_std)]

@@ -1,0 +1,1 @@
+//! mote host tools.
