@@ -20,15 +20,51 @@ pub struct Profile {
 
 /// Every known profile. All use the reference layout until packed kernels land.
 pub const PROFILES: &[Profile] = &[
-    Profile { name: "generic", description: "any CPU, scalar reference kernels", layout: LAYOUT_REFERENCE },
-    Profile { name: "x86-64-v3", description: "x86-64 with AVX2 + FMA", layout: LAYOUT_REFERENCE },
-    Profile { name: "x86-64-v4", description: "x86-64 with AVX-512", layout: LAYOUT_REFERENCE },
-    Profile { name: "rpi3", description: "Raspberry Pi 3, Cortex-A53, NEON", layout: LAYOUT_REFERENCE },
-    Profile { name: "rpi4", description: "Raspberry Pi 4, Cortex-A72, NEON", layout: LAYOUT_REFERENCE },
-    Profile { name: "rpi5", description: "Raspberry Pi 5, Cortex-A76, NEON + fp16 + dotprod", layout: LAYOUT_REFERENCE },
-    Profile { name: "jetson-nano", description: "Jetson Nano, Cortex-A57, NEON", layout: LAYOUT_REFERENCE },
-    Profile { name: "jetson-orin", description: "Jetson Orin, Cortex-A78AE, NEON + fp16 + dotprod", layout: LAYOUT_REFERENCE },
-    Profile { name: "cortex-m7", description: "Cortex-M7 firmware, scalar", layout: LAYOUT_REFERENCE },
+    Profile {
+        name: "generic",
+        description: "any CPU, scalar reference kernels",
+        layout: LAYOUT_REFERENCE,
+    },
+    Profile {
+        name: "x86-64-v3",
+        description: "x86-64 with AVX2 + FMA",
+        layout: LAYOUT_REFERENCE,
+    },
+    Profile {
+        name: "x86-64-v4",
+        description: "x86-64 with AVX-512",
+        layout: LAYOUT_REFERENCE,
+    },
+    Profile {
+        name: "rpi3",
+        description: "Raspberry Pi 3, Cortex-A53, NEON",
+        layout: LAYOUT_REFERENCE,
+    },
+    Profile {
+        name: "rpi4",
+        description: "Raspberry Pi 4, Cortex-A72, NEON",
+        layout: LAYOUT_REFERENCE,
+    },
+    Profile {
+        name: "rpi5",
+        description: "Raspberry Pi 5, Cortex-A76, NEON + fp16 + dotprod",
+        layout: LAYOUT_REFERENCE,
+    },
+    Profile {
+        name: "jetson-nano",
+        description: "Jetson Nano, Cortex-A57, NEON",
+        layout: LAYOUT_REFERENCE,
+    },
+    Profile {
+        name: "jetson-orin",
+        description: "Jetson Orin, Cortex-A78AE, NEON + fp16 + dotprod",
+        layout: LAYOUT_REFERENCE,
+    },
+    Profile {
+        name: "cortex-m7",
+        description: "Cortex-M7 firmware, scalar",
+        layout: LAYOUT_REFERENCE,
+    },
 ];
 
 /// Looks a profile up by name.

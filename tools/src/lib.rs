@@ -1,1 +1,4 @@
-//! mote host tools.
+//! mote host tools: the ONNX converter, `.npy` I/O, and the pieces of the `mote` CLI.
+
+pub mod convert;
+pub mod npy;

@@ -1,1 +1,378 @@
-fn main() {}
+//! The `mote` command line: convert, run, inspect.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Parser, Subcommand};
+use mote::{DType, MappedModel, Model, OwnedSession};
+use mote_tools::convert::{convert, Options};
+use mote_tools::npy;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "mote",
+    version,
+    about = "mote: a small-model inference engine for edge devices"
+)]
+struct Cli {
+    /// Print diagnostics (log output) to stderr.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Convert an ONNX model into a .mote file.
+    Convert {
+        /// The ONNX model (external .onnx.data files are read from its folder).
+        model: PathBuf,
+        /// Where to write the .mote file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Target board profile (generic, x86-64-v3, x86-64-v4, rpi3, rpi4, rpi5, jetson-nano, jetson-orin, cortex-m7).
+        #[arg(long, default_value = "generic")]
+        target: String,
+        /// Skip the fusion passes (for debugging).
+        #[arg(long)]
+        no_fuse: bool,
+    },
+    /// Run a .mote model on .npy inputs.
+    Run {
+        /// The .mote model.
+        model: PathBuf,
+        /// Inputs: FILE.npy for the inputs in order, or NAME=FILE.npy.
+        #[arg(short, long = "input", required = true)]
+        inputs: Vec<String>,
+        /// Output file (single-output models).
+        #[arg(short, long, conflicts_with = "output_dir")]
+        output: Option<PathBuf>,
+        /// Write every output as DIR/<name>.npy.
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+        /// Print the top-K classes of the first output.
+        #[arg(long, default_value_t = 0)]
+        top: usize,
+    },
+    /// Describe a .mote model.
+    Inspect {
+        /// The .mote model.
+        model: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+struct StderrLogger;
+impl log::Log for StderrLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        eprintln!("[{}] {}", r.level(), r.args());
+    }
+    fn flush(&self) {}
+}
+static LOGGER: StderrLogger = StderrLogger;
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.verbose {
+        let _ = log::set_logger(&LOGGER);
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+    if let Err(e) = dispatch(cli.cmd) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Convert {
+            model,
+            output,
+            target,
+            no_fuse,
+        } => {
+            let t = Instant::now();
+            let c = convert(
+                &model,
+                &Options {
+                    target,
+                    optimize: !no_fuse,
+                },
+            )?;
+            std::fs::write(&output, &c.bytes)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            let m = Model::from_bytes(mote::AlignedBytes::copy_from(&c.bytes).as_slice())
+                .map(|m| (m.arena_size(), m.weights_size()))
+                .map_err(|e| anyhow!("internal: the converted file does not validate: {e}"))?;
+            println!(
+                "{} -> {}: {} ONNX nodes -> {} steps, weights {} bytes, arena {} bytes, {:.2} s",
+                model.display(),
+                output.display(),
+                c.onnx_nodes,
+                c.steps,
+                m.1,
+                m.0,
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Cmd::Run {
+            model,
+            inputs,
+            output,
+            output_dir,
+            top,
+        } => run(&model, &inputs, output, output_dir, top),
+        Cmd::Inspect { model, json } => inspect(&model, json),
+    }
+}
+
+fn open(path: &Path) -> Result<MappedModel> {
+    MappedModel::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+fn run(
+    path: &Path,
+    inputs: &[String],
+    output: Option<PathBuf>,
+    output_dir: Option<PathBuf>,
+    top: usize,
+) -> Result<()> {
+    let mapped = open(path)?;
+    let model = mapped
+        .model()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut owned = OwnedSession::new(&model)?;
+    let mut s = owned.session()?;
+    let mut next_positional = 0usize;
+    let mut given = vec![false; model.input_count()];
+    for spec in inputs {
+        let (idx, file) = match spec.split_once('=') {
+            Some((name, file)) if model.input_index(name).is_ok() => {
+                (model.input_index(name)?, file)
+            }
+            Some((name, _)) if !Path::new(spec).exists() => {
+                let names: Vec<String> = (0..model.input_count())
+                    .filter_map(|i| model.input(i).ok())
+                    .map(|t| t.name.to_string())
+                    .collect();
+                bail!(
+                    "the model has no input named {name:?} (inputs: {})",
+                    names.join(", ")
+                )
+            }
+            _ => {
+                while next_positional < given.len() && given[next_positional] {
+                    next_positional += 1;
+                }
+                (next_positional, spec.as_str())
+            }
+        };
+        let info = model.input(idx).map_err(|_| {
+            anyhow!(
+                "more -i files than the model has inputs ({})",
+                model.input_count()
+            )
+        })?;
+        let a = npy::read(Path::new(file))?;
+        if a.shape != info.shape() {
+            bail!(
+                "input {:?} ({file}) has shape {:?}, the model expects {:?}",
+                info.name,
+                a.shape,
+                info.shape()
+            );
+        }
+        if a.dtype != info.dtype {
+            bail!(
+                "input {:?} ({file}) has dtype {}, the model expects {}",
+                info.name,
+                a.dtype.name(),
+                info.dtype.name()
+            );
+        }
+        s.input_bytes_mut(idx)?.copy_from_slice(&a.data);
+        given[idx] = true;
+    }
+    if let Some(missing) = given.iter().position(|g| !g) {
+        bail!("no data given for input {:?}", model.input(missing)?.name);
+    }
+    let t = Instant::now();
+    s.run()?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    if model.output_count() > 1 && output.is_some() {
+        bail!(
+            "the model has {} outputs: use --output-dir",
+            model.output_count()
+        );
+    }
+    for i in 0..model.output_count() {
+        let info = model.output(i)?;
+        let a = npy::Array {
+            dtype: info.dtype,
+            shape: info.shape().to_vec(),
+            data: s.output_bytes(i)?.to_vec(),
+        };
+        if let Some(o) = &output {
+            npy::write(o, &a)?;
+        }
+        if let Some(d) = &output_dir {
+            std::fs::create_dir_all(d)?;
+            let safe: String = info
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            npy::write(&d.join(format!("{safe}.npy")), &a)?;
+        }
+    }
+    println!("ran {} in {ms:.2} ms", path.display());
+    if top > 0 {
+        let info = model.output(0)?;
+        if info.dtype == DType::F32 {
+            let v = s.output::<f32>(0)?;
+            let mut idx: Vec<usize> = (0..v.len()).collect();
+            idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+            for (r, &i) in idx.iter().take(top).enumerate() {
+                println!("  #{} class {i}: {:.5}", r + 1, v[i]);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn shape_str(s: &[usize]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn inspect(path: &Path, json: bool) -> Result<()> {
+    let mapped = open(path)?;
+    let m = mapped
+        .model()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let (maj, min) = m.version();
+    let desc = |t: mote::TensorInfo<'_>| {
+        (
+            t.name.to_string(),
+            t.dtype.name().to_string(),
+            t.shape().to_vec(),
+        )
+    };
+    let ins: Vec<_> = (0..m.input_count())
+        .map(|i| m.input(i).map(desc))
+        .collect::<mote::Result<_>>()?;
+    let outs: Vec<_> = (0..m.output_count())
+        .map(|i| m.output(i).map(desc))
+        .collect::<mote::Result<_>>()?;
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut steps = vec![];
+    for i in 0..m.step_count() {
+        let s = m.step(i)?;
+        *counts.entry(s.op.name()).or_default() += 1;
+        let out = m.tensor(s.output)?;
+        steps.push((s.op.name(), out.name.to_string(), out.shape().to_vec()));
+    }
+    if json {
+        let tj = |v: &[(String, String, Vec<usize>)]| -> String {
+            v.iter()
+                .map(|(n, d, s)| {
+                    format!(
+                        "{{\"name\":{},\"dtype\":\"{d}\",\"shape\":{}}}",
+                        json_str(n),
+                        shape_str(s)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let cj = counts
+            .iter()
+            .map(|(k, v)| format!("\"{k}\":{v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sj = steps
+            .iter()
+            .map(|(o, n, s)| {
+                format!(
+                    "{{\"op\":\"{o}\",\"output\":{},\"shape\":{}}}",
+                    json_str(n),
+                    shape_str(s)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        println!(
+            "{{\"format_version\":\"{maj}.{min}\",\"layout\":{},\"file_bytes\":{},\"weights_bytes\":{},\"arena_bytes\":{},\"inputs\":[{}],\"outputs\":[{}],\"step_count\":{},\"op_counts\":{{{cj}}},\"steps\":[{sj}]}}",
+            m.layout(),
+            mapped.bytes().len(),
+            m.weights_size(),
+            m.arena_size(),
+            tj(&ins),
+            tj(&outs),
+            m.step_count()
+        );
+        return Ok(());
+    }
+    println!(
+        "{}: .mote {maj}.{min}, layout {}",
+        path.display(),
+        m.layout()
+    );
+    println!(
+        "  file {} bytes, weights {} bytes, arena {} bytes",
+        mapped.bytes().len(),
+        m.weights_size(),
+        m.arena_size()
+    );
+    for (n, d, s) in &ins {
+        println!("  input  {n}: {d} {}", shape_str(s));
+    }
+    for (n, d, s) in &outs {
+        println!("  output {n}: {d} {}", shape_str(s));
+    }
+    println!(
+        "  {} steps: {}",
+        m.step_count(),
+        counts
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (i, (o, n, s)) in steps.iter().enumerate() {
+        println!("    {i:4} {o:<16} -> {n} {}", shape_str(s));
+    }
+    Ok(())
+}

@@ -1,5 +1,7 @@
 //! Strided copies: the one primitive behind Transpose, Slice, Concat, Split, Expand.
 
+use crate::MAX_RANK;
+
 /// For every index `i` in `dims` (row-major order):
 /// `dst[dst_offset + sum i_k * dst_strides[k]] = src[src_offset + sum i_k * src_strides[k]]`.
 ///
@@ -14,5 +16,68 @@ pub fn copy_strided<T: Copy>(
     dst_offset: usize,
     dst_strides: &[isize],
 ) {
-    todo!()
+    if dims.contains(&0) {
+        return;
+    }
+    // Drop size-1 dims and merge neighbours that are contiguous on both sides, so that e.g. a
+    // contiguous copy becomes one `copy_from_slice` and a transpose keeps only its real axes.
+    let mut rank = 0;
+    let mut nd = [1usize; MAX_RANK];
+    let mut ss = [0isize; MAX_RANK];
+    let mut ds = [0isize; MAX_RANK];
+    for (k, &n) in dims.iter().enumerate() {
+        if n == 1 {
+            continue;
+        }
+        let (s, d) = (src_strides[k], dst_strides[k]);
+        if rank > 0 && ss[rank - 1] == s * n as isize && ds[rank - 1] == d * n as isize {
+            nd[rank - 1] *= n;
+            ss[rank - 1] = s;
+            ds[rank - 1] = d;
+            continue;
+        }
+        nd[rank] = n;
+        ss[rank] = s;
+        ds[rank] = d;
+        rank += 1;
+    }
+    if rank == 0 {
+        dst[dst_offset] = src[src_offset];
+        return;
+    }
+    let n = nd[rank - 1];
+    let (si, di) = (ss[rank - 1], ds[rank - 1]);
+    let mut idx = [0usize; MAX_RANK];
+    let mut so = src_offset as isize;
+    let mut dof = dst_offset as isize;
+    loop {
+        if si == 1 && di == 1 {
+            let (s0, d0) = (so as usize, dof as usize);
+            dst[d0..d0 + n].copy_from_slice(&src[s0..s0 + n]);
+        } else {
+            let (mut sp, mut dp) = (so, dof);
+            for _ in 0..n {
+                dst[dp as usize] = src[sp as usize];
+                sp += si;
+                dp += di;
+            }
+        }
+        // Advance the outer counters (all dims but the innermost).
+        let mut d = rank - 1;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            idx[d] += 1;
+            so += ss[d];
+            dof += ds[d];
+            if idx[d] < nd[d] {
+                break;
+            }
+            idx[d] = 0;
+            so -= ss[d] * nd[d] as isize;
+            dof -= ds[d] * nd[d] as isize;
+        }
+    }
 }

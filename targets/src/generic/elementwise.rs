@@ -3,12 +3,54 @@
 //! Shapes are given as the output dims (rank <= [`crate::MAX_RANK`]) plus one stride per dim for
 //! every operand, in elements; a broadcast dim has stride 0. Outputs are contiguous.
 
+use super::math;
+use super::strided::{map2, map3};
 use crate::{BinaryOp, CompareOp};
+
+/// `max(a, b)` propagating NaN (numpy `maximum`); `max(-0, +0) = +0`.
+#[inline]
+fn max_nan(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else if b > a {
+        b
+    } else if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else if a.is_sign_negative() {
+        b
+    } else {
+        a
+    }
+}
+
+/// `min(a, b)` propagating NaN (numpy `minimum`); `min(-0, +0) = -0`.
+#[inline]
+fn min_nan(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else if b < a {
+        b
+    } else if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else if a.is_sign_negative() {
+        a
+    } else {
+        b
+    }
+}
 
 /// Applies one binary op to two values.
 #[inline]
 pub fn binary(a: f32, b: f32, op: BinaryOp) -> f32 {
-    todo!()
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Pow => math::powf(a, b),
+        BinaryOp::Max => max_nan(a, b),
+        BinaryOp::Min => min_nan(a, b),
+    }
 }
 
 /// `out[idx] = a[idx . a_strides] op b[idx . b_strides]` over `dims`.
@@ -21,7 +63,16 @@ pub fn binary_f32(
     b_strides: &[usize],
     out: &mut [f32],
 ) {
-    todo!()
+    // Dispatch outside the loop so that every op gets its own (vectorisable) loop.
+    match op {
+        BinaryOp::Add => map2(dims, a, a_strides, b, b_strides, out, |x, y| x + y),
+        BinaryOp::Sub => map2(dims, a, a_strides, b, b_strides, out, |x, y| x - y),
+        BinaryOp::Mul => map2(dims, a, a_strides, b, b_strides, out, |x, y| x * y),
+        BinaryOp::Div => map2(dims, a, a_strides, b, b_strides, out, |x, y| x / y),
+        BinaryOp::Pow => map2(dims, a, a_strides, b, b_strides, out, math::powf),
+        BinaryOp::Max => map2(dims, a, a_strides, b, b_strides, out, max_nan),
+        BinaryOp::Min => map2(dims, a, a_strides, b, b_strides, out, min_nan),
+    }
 }
 
 /// Comparison with broadcasting; writes 1 for true, 0 for false.
@@ -34,7 +85,18 @@ pub fn compare_f32(
     b_strides: &[usize],
     out: &mut [u8],
 ) {
-    todo!()
+    // Comparisons with NaN are false (IEEE), so `Equal` is false for NaN == NaN.
+    match op {
+        CompareOp::Equal => map2(dims, a, a_strides, b, b_strides, out, |x, y| (x == y) as u8),
+        CompareOp::Less => map2(dims, a, a_strides, b, b_strides, out, |x, y| (x < y) as u8),
+        CompareOp::LessOrEqual => {
+            map2(dims, a, a_strides, b, b_strides, out, |x, y| (x <= y) as u8)
+        }
+        CompareOp::Greater => map2(dims, a, a_strides, b, b_strides, out, |x, y| (x > y) as u8),
+        CompareOp::GreaterOrEqual => {
+            map2(dims, a, a_strides, b, b_strides, out, |x, y| (x >= y) as u8)
+        }
+    }
 }
 
 /// `out = cond ? x : y` with broadcasting (`cond` is bool as u8, non-zero = true).
@@ -48,10 +110,21 @@ pub fn where_select<T: Copy>(
     y_strides: &[usize],
     out: &mut [T],
 ) {
-    todo!()
+    map3(
+        dims,
+        cond,
+        c_strides,
+        x,
+        x_strides,
+        y,
+        y_strides,
+        out,
+        |c, a, b| if c != 0 { a } else { b },
+    );
 }
 
-/// Boolean logic with broadcasting on u8 bools: `kind` 0 = and, 1 = or, 2 = xor.
+/// Boolean logic with broadcasting on u8 bools: `kind` 0 = and, 1 = or, 2 = xor (any other
+/// value is treated as xor).
 pub fn logic_u8(
     kind: u8,
     dims: &[usize],
@@ -61,7 +134,18 @@ pub fn logic_u8(
     b_strides: &[usize],
     out: &mut [u8],
 ) {
-    todo!()
+    // Any non-zero byte is true; the result is 0 or 1.
+    match kind {
+        0 => map2(dims, a, a_strides, b, b_strides, out, |x, y| {
+            (x != 0 && y != 0) as u8
+        }),
+        1 => map2(dims, a, a_strides, b, b_strides, out, |x, y| {
+            (x != 0 || y != 0) as u8
+        }),
+        _ => map2(dims, a, a_strides, b, b_strides, out, |x, y| {
+            ((x != 0) != (y != 0)) as u8
+        }),
+    }
 }
 
 /// `y = x * scale[c] + bias[c]` over `[outer, c, inner]` (BatchNorm in inference form).
@@ -74,5 +158,20 @@ pub fn channel_affine_f32(
     bias: &[f32],
     out: &mut [f32],
 ) {
-    todo!()
+    if inner == 0 {
+        return;
+    }
+    let plane = channels * inner;
+    for o in 0..outer {
+        for c in 0..channels {
+            let (s, b) = (scale[c], bias[c]);
+            let base = o * plane + c * inner;
+            for (y, &v) in out[base..base + inner]
+                .iter_mut()
+                .zip(&x[base..base + inner])
+            {
+                *y = v * s + b;
+            }
+        }
+    }
 }

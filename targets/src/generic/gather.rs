@@ -1,6 +1,18 @@
 //! Gathers with data-dependent indices; every index is range-checked (negative = from end).
 
-use crate::KernelError;
+use crate::{KernelError, MAX_RANK};
+
+/// Resolves an ONNX index (negative counts from the end) against an axis of length `len`.
+#[inline]
+fn resolve(index: i64, len: usize) -> Result<usize, KernelError> {
+    let l = len as i64;
+    let i = if index < 0 { index + l } else { index };
+    if (0..l).contains(&i) {
+        Ok(i as usize)
+    } else {
+        Err(KernelError::IndexOutOfRange { index, len })
+    }
+}
 
 /// ONNX Gather on `data` viewed as `[outer, axis_len, inner]`, `indices` flattened to
 /// `[n_idx]`: `out[o, j, i] = data[o, idx[j], i]`, `out` is `[outer, n_idx, inner]`.
@@ -12,7 +24,20 @@ pub fn gather<T: Copy>(
     indices: &[i64],
     out: &mut [T],
 ) -> Result<(), KernelError> {
-    todo!()
+    // Check every index before writing, so a failure leaves `out` untouched.
+    for &i in indices {
+        resolve(i, axis_len)?;
+    }
+    let n_idx = indices.len();
+    for o in 0..outer {
+        for (j, &i) in indices.iter().enumerate() {
+            let i = resolve(i, axis_len)?;
+            let src = (o * axis_len + i) * inner;
+            let dst = (o * n_idx + j) * inner;
+            out[dst..dst + inner].copy_from_slice(&data[src..src + inner]);
+        }
+    }
+    Ok(())
 }
 
 /// ONNX GatherElements: `out[i] = data[i with i[axis] = idx[i]]`. `idx_dims` is the shape of
@@ -25,11 +50,50 @@ pub fn gather_elements<T: Copy>(
     indices: &[i64],
     out: &mut [T],
 ) -> Result<(), KernelError> {
-    todo!()
+    let rank = idx_dims.len();
+    let axis_len = data_dims[axis];
+    let total: usize = idx_dims.iter().product();
+    // Check every index before writing, so a failure leaves `out` untouched.
+    for &i in &indices[..total] {
+        resolve(i, axis_len)?;
+    }
+    if total == 0 {
+        return Ok(());
+    }
+    let mut data_strides = [0usize; MAX_RANK];
+    let mut s = 1;
+    for k in (0..rank).rev() {
+        data_strides[k] = s;
+        s *= data_dims[k];
+    }
+    // `base` is the data offset of the current index with its `axis` coordinate set to 0.
+    let mut idx = [0usize; MAX_RANK];
+    let mut base = 0usize;
+    let axis_stride = data_strides[axis];
+    for (o, &i) in out[..total].iter_mut().zip(indices) {
+        *o = data[base + resolve(i, axis_len)? * axis_stride];
+        let mut k = rank;
+        while k > 0 {
+            k -= 1;
+            idx[k] += 1;
+            if k != axis {
+                base += data_strides[k];
+            }
+            if idx[k] < idx_dims[k] {
+                break;
+            }
+            if k != axis {
+                base -= data_strides[k] * idx_dims[k];
+            }
+            idx[k] = 0;
+        }
+    }
+    Ok(())
 }
 
 /// ArgMax (or ArgMin when `min`) over `[outer, axis_len, inner]` -> `[outer, inner]` as i64.
-/// Ties give the first index, or the last when `select_last`. NaN counts as the largest value.
+/// Ties give the first index, or the last when `select_last`. NaN counts as the largest value
+/// (all NaNs tie; `-0` and `+0` tie). An empty axis (`axis_len == 0`) writes 0.
 pub fn argmax_f32(
     outer: usize,
     axis_len: usize,
@@ -39,5 +103,36 @@ pub fn argmax_f32(
     x: &[f32],
     out: &mut [i64],
 ) {
-    todo!()
+    // Total order with NaN above everything (all NaNs equal): how `v` ranks against `best`.
+    #[inline]
+    fn rank_cmp(v: f32, best: f32) -> core::cmp::Ordering {
+        use core::cmp::Ordering::*;
+        match (v.is_nan(), best.is_nan()) {
+            (true, true) => Equal,
+            (true, false) => Greater,
+            (false, true) => Less,
+            // Neither is NaN, so partial_cmp is total here.
+            _ => v.partial_cmp(&best).unwrap_or(Equal),
+        }
+    }
+    use core::cmp::Ordering::{Equal, Greater, Less};
+    let wins = if min { Less } else { Greater };
+    for o in 0..outer {
+        for i in 0..inner {
+            let base = o * axis_len * inner + i;
+            let mut best_j = 0usize;
+            if axis_len > 0 {
+                let mut best = x[base];
+                for j in 1..axis_len {
+                    let v = x[base + j * inner];
+                    let c = rank_cmp(v, best);
+                    if c == wins || (select_last && c == Equal) {
+                        best = v;
+                        best_j = j;
+                    }
+                }
+            }
+            out[o * inner + i] = best_j as i64;
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! General matrix multiply with arbitrary strides and a fused epilogue.
 
+use super::activation::activate;
 use crate::Activation;
 
 /// A strided read-only matrix: element `(r, c)` is `data[offset + r * rs + c * cs]`.
@@ -31,5 +32,36 @@ pub fn gemm_f32(
     out_offset: usize,
     ldo: usize,
 ) {
-    todo!()
+    // Each output accumulates `acc = ((0 + a0 b0) + a1 b1) + ...` in k order, in f32, exactly as
+    // the plain triple loop with k innermost; the loops run i, k, j so that the row of `out`
+    // serves as the accumulator and the j loop is unit-stride in `out`.
+    for i in 0..m {
+        let row = &mut out[out_offset + i * ldo..out_offset + i * ldo + n];
+        row.fill(0.0);
+        for p in 0..k {
+            let av = a.data[a.offset + i * a.rs + p * a.cs];
+            let b0 = b.offset + p * b.rs;
+            if b.cs == 1 {
+                for (acc, &bv) in row.iter_mut().zip(&b.data[b0..b0 + n]) {
+                    *acc += av * bv;
+                }
+            } else {
+                for (j, acc) in row.iter_mut().enumerate() {
+                    *acc += av * b.data[b0 + j * b.cs];
+                }
+            }
+        }
+        match bias {
+            Some(bias) => {
+                for (acc, &bv) in row.iter_mut().zip(&bias[..n]) {
+                    *acc = activate(alpha * *acc + bv, act);
+                }
+            }
+            None => {
+                for acc in row.iter_mut() {
+                    *acc = activate(alpha * *acc, act);
+                }
+            }
+        }
+    }
 }

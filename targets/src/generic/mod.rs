@@ -7,7 +7,10 @@ pub mod copy;
 pub mod elementwise;
 pub mod gather;
 pub mod gemm;
+pub mod math;
 pub mod norm;
 pub mod pad;
 pub mod pool;
 pub mod reduce;
+
+mod strided;

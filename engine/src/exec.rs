@@ -1,0 +1,539 @@
+//! The executor: walks the step list over a caller-provided arena. No allocation, no graph work.
+
+use crate::error::{Error, Result};
+use crate::format::{DType, Storage, DATA_ALIGN};
+use crate::model::{Model, TensorInfo};
+
+use crate::ops::Op;
+use crate::view::{cast, cast_mut, ArenaSplit, Elem, Region};
+use mote_targets::generic as k;
+use mote_targets::KernelError;
+
+/// A model bound to an arena, ready to run. Inputs are written into the arena, `run` executes
+/// every step, outputs are read back from the arena. Graph inputs keep their values across runs.
+#[derive(Debug)]
+pub struct Session<'m, 'a> {
+    model: &'m Model<'m>,
+    arena: &'a mut [u8],
+}
+
+impl<'m, 'a> Session<'m, 'a> {
+    /// Binds `model` to `arena`, which must hold at least [`Model::arena_size_min`] bytes. The
+    /// arena is not cleared: inputs written through an earlier session over the same arena stay.
+    pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self> {
+        let given = arena.len();
+        let skip = arena.as_ptr().align_offset(DATA_ALIGN);
+        let need = model.arena_size();
+        let arena = match arena.get_mut(skip..) {
+            Some(a) if a.len() >= need && skip < DATA_ALIGN => a,
+            _ => {
+                return Err(Error::ArenaTooSmall {
+                    needed: model.arena_size_min(),
+                    given,
+                })
+            }
+        };
+        let arena = &mut arena[..need];
+        Ok(Session { model, arena })
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
+    }
+
+    fn io_bytes_mut(&mut self, t: TensorInfo<'_>) -> Result<&mut [u8]> {
+        self.arena
+            .get_mut(t.offset..t.offset + t.byte_len)
+            .ok_or(Error::BadTensor {
+                index: t.index,
+                reason: "out of range",
+            })
+    }
+
+    /// The bytes of graph input `i`, to be filled before [`Session::run`].
+    pub fn input_bytes_mut(&mut self, i: usize) -> Result<&mut [u8]> {
+        let t = self.model.input(i)?;
+        self.io_bytes_mut(t)
+    }
+
+    /// Graph input `i` as a typed slice; `T` must match the input's dtype.
+    pub fn input_mut<T: Elem>(&mut self, i: usize) -> Result<&mut [T]> {
+        let t = self.model.input(i)?;
+        check_type::<T>(t.dtype)?;
+        cast_mut(self.io_bytes_mut(t)?)
+    }
+
+    /// Copies `data` into graph input `i` (element type and count must match).
+    pub fn set_input<T: Elem>(&mut self, i: usize, data: &[T]) -> Result<()> {
+        let dst = self.input_mut::<T>(i)?;
+        if dst.len() != data.len() {
+            return Err(Error::WrongInput {
+                reason: "input element count",
+                expected: dst.len(),
+                given: data.len(),
+            });
+        }
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+
+    /// The bytes of graph output `i`, valid after [`Session::run`].
+    pub fn output_bytes(&self, i: usize) -> Result<&[u8]> {
+        let t = self.model.output(i)?;
+        self.arena
+            .get(t.offset..t.offset + t.byte_len)
+            .ok_or(Error::BadTensor {
+                index: t.index,
+                reason: "out of range",
+            })
+    }
+
+    /// Graph output `i` as a typed slice; `T` must match the output's dtype.
+    pub fn output<T: Elem>(&self, i: usize) -> Result<&[T]> {
+        let t = self.model.output(i)?;
+        check_type::<T>(t.dtype)?;
+        cast(self.output_bytes(i)?)
+    }
+
+    /// Runs every step once.
+    pub fn run(&mut self) -> Result<()> {
+        let model = self.model;
+        let split = ArenaSplit::new(self.arena);
+        for i in 0..model.step_count() {
+            let step = model.step(i)?;
+            let err = |reason| Error::BadStep {
+                index: i as u32,
+                reason,
+            };
+            let out_t = model.tensor(step.output)?;
+            let mut ins: [Option<(DType, &[u8])>; 4] = [None; 4];
+            for (slot, id) in ins.iter_mut().zip(step.inputs) {
+                if let Some(id) = id {
+                    let t = model.tensor(id)?;
+                    let b = match t.storage {
+                        Storage::Const => model.const_bytes(&t)?,
+                        // SAFETY: validation proved that no input region overlaps the output
+                        // region of this step; inputs are only read.
+                        Storage::Arena => unsafe {
+                            split.input(Region {
+                                offset: t.offset,
+                                len: t.byte_len,
+                            })
+                        }
+                        .ok_or(err("input outside the arena"))?,
+                    };
+                    *slot = Some((t.dtype, b));
+                }
+            }
+            // SAFETY: the output region overlaps no input region of this step (validated), and
+            // this is the only mutable view alive.
+            let out = unsafe {
+                split.output(Region {
+                    offset: out_t.offset,
+                    len: out_t.byte_len,
+                })
+            }
+            .ok_or(err("output outside the arena"))?;
+            eval(&step.op, &ins, out_t.dtype, out).map_err(|e| match e {
+                StepError::Kernel(KernelError::IndexOutOfRange { index, len }) => {
+                    Error::IndexOutOfRange {
+                        step: i as u32,
+                        index,
+                        len: len as u64,
+                    }
+                }
+                StepError::Other(e) => e,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn check_type<T: Elem>(d: DType) -> Result<()> {
+    let ok = match d {
+        DType::F32 => core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>(),
+        DType::I64 => core::any::TypeId::of::<T>() == core::any::TypeId::of::<i64>(),
+        DType::I32 => core::any::TypeId::of::<T>() == core::any::TypeId::of::<i32>(),
+        DType::I8 => core::any::TypeId::of::<T>() == core::any::TypeId::of::<i8>(),
+        DType::U8 | DType::Bool => core::any::TypeId::of::<T>() == core::any::TypeId::of::<u8>(),
+        DType::F16 => core::any::TypeId::of::<T>() == core::any::TypeId::of::<u16>(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::WrongInput {
+            reason: "element type differs from the tensor's dtype (size in bytes)",
+            expected: d.size(),
+            given: core::mem::size_of::<T>(),
+        })
+    }
+}
+
+/// A failure inside one step.
+#[derive(Debug)]
+pub enum StepError {
+    /// A data-dependent index was out of range.
+    Kernel(KernelError),
+    /// Anything else.
+    Other(Error),
+}
+
+impl From<Error> for StepError {
+    fn from(e: Error) -> Self {
+        StepError::Other(e)
+    }
+}
+impl From<KernelError> for StepError {
+    fn from(e: KernelError) -> Self {
+        StepError::Kernel(e)
+    }
+}
+
+/// Evaluates one op. `ins[i]` is `(dtype, bytes)` of operand `i`; `out` receives the result in
+/// `out_dtype`. Operands must already have passed [`Op::validate`]. The executor and the
+/// converter's constant folding both call this, so folded constants are computed exactly as the
+/// runtime would compute them.
+pub fn eval(
+    op: &Op,
+    ins: &[Option<(DType, &[u8])>; 4],
+    out_dtype: DType,
+    out: &mut [u8],
+) -> core::result::Result<(), StepError> {
+    let missing = || {
+        StepError::Other(Error::BadStep {
+            index: 0,
+            reason: "missing operand",
+        })
+    };
+    let b = |i: usize| ins[i].map(|x| x.1).ok_or_else(missing);
+    let f = |i: usize| -> core::result::Result<&[f32], StepError> { Ok(cast::<f32>(b(i)?)?) };
+    let of = |i: usize| -> core::result::Result<Option<&[f32]>, StepError> {
+        match ins[i] {
+            Some((_, x)) => Ok(Some(cast::<f32>(x)?)),
+            None => Ok(None),
+        }
+    };
+    match *op {
+        Op::Conv2d { g, act } => k::conv::conv2d_f32(&g, f(0)?, f(1)?, of(2)?, act, cast_mut(out)?),
+        Op::MatMul(g) => {
+            let (a, bm, bias) = (f(0)?, f(1)?, of(2)?);
+            let out = cast_mut::<f32>(out)?;
+            let batch: usize = g.batch[..g.batch_rank].iter().product();
+            let mut idx = [0usize; 6];
+            for bi in 0..batch {
+                let (mut ao, mut bo) = (0usize, 0usize);
+                for d in 0..g.batch_rank {
+                    ao += idx[d] * g.a_bs[d];
+                    bo += idx[d] * g.b_bs[d];
+                }
+                k::gemm::gemm_f32(
+                    g.m,
+                    g.n,
+                    g.k,
+                    g.alpha,
+                    k::gemm::MatRef {
+                        data: a,
+                        offset: ao,
+                        rs: g.a_rs,
+                        cs: g.a_cs,
+                    },
+                    k::gemm::MatRef {
+                        data: bm,
+                        offset: bo,
+                        rs: g.b_rs,
+                        cs: g.b_cs,
+                    },
+                    bias,
+                    g.act,
+                    out,
+                    bi * g.m * g.n,
+                    g.n,
+                );
+                for d in (0..g.batch_rank).rev() {
+                    idx[d] += 1;
+                    if idx[d] < g.batch[d] {
+                        break;
+                    }
+                    idx[d] = 0;
+                }
+            }
+        }
+        Op::Binary { op, bc } => k::elementwise::binary_f32(
+            op,
+            bc.dims(),
+            f(0)?,
+            bc.strides(0),
+            f(1)?,
+            bc.strides(1),
+            cast_mut(out)?,
+        ),
+        Op::Compare { op, bc } => k::elementwise::compare_f32(
+            op,
+            bc.dims(),
+            f(0)?,
+            bc.strides(0),
+            f(1)?,
+            bc.strides(1),
+            out,
+        ),
+        Op::Logic { kind, bc } => {
+            let a = b(0)?;
+            let bb = if kind == 3 { a } else { b(1)? };
+            if kind == 3 {
+                k::elementwise::logic_u8(
+                    2,
+                    bc.dims(),
+                    a,
+                    bc.strides(0),
+                    &[1u8],
+                    &[0; 8][..bc.rank],
+                    out,
+                );
+            } else {
+                k::elementwise::logic_u8(kind, bc.dims(), a, bc.strides(0), bb, bc.strides(1), out);
+            }
+        }
+        Op::Where { bc } => {
+            let c = b(0)?;
+            let (x, y) = (b(1)?, b(2)?);
+            match out_dtype.size() {
+                1 => k::elementwise::where_select::<u8>(
+                    bc.dims(),
+                    c,
+                    bc.strides(0),
+                    x,
+                    bc.strides(1),
+                    y,
+                    bc.strides(2),
+                    out,
+                ),
+                2 => k::elementwise::where_select::<u16>(
+                    bc.dims(),
+                    c,
+                    bc.strides(0),
+                    cast(x)?,
+                    bc.strides(1),
+                    cast(y)?,
+                    bc.strides(2),
+                    cast_mut(out)?,
+                ),
+                4 => k::elementwise::where_select::<u32>(
+                    bc.dims(),
+                    c,
+                    bc.strides(0),
+                    cast(x)?,
+                    bc.strides(1),
+                    cast(y)?,
+                    bc.strides(2),
+                    cast_mut(out)?,
+                ),
+                _ => k::elementwise::where_select::<u64>(
+                    bc.dims(),
+                    c,
+                    bc.strides(0),
+                    cast(x)?,
+                    bc.strides(1),
+                    cast(y)?,
+                    bc.strides(2),
+                    cast_mut(out)?,
+                ),
+            }
+        }
+        Op::Unary { op } => k::activation::unary_f32(op, f(0)?, cast_mut(out)?),
+        Op::Cast => cast_elems(ins[0].ok_or_else(missing)?, out_dtype, out)?,
+        Op::Softmax {
+            outer,
+            axis,
+            inner,
+            log,
+        } => k::norm::softmax_f32(outer, axis, inner, log, f(0)?, cast_mut(out)?),
+        Op::LayerNorm { outer, size, eps } => {
+            k::norm::layernorm_f32(outer, size, eps, f(0)?, of(1)?, of(2)?, cast_mut(out)?)
+        }
+        Op::InstanceNorm { n, c, spatial, eps } => {
+            k::norm::instancenorm_f32(n, c, spatial, eps, f(0)?, f(1)?, f(2)?, cast_mut(out)?)
+        }
+        Op::ChannelAffine { outer, c, inner } => {
+            k::elementwise::channel_affine_f32(outer, c, inner, f(0)?, f(1)?, f(2)?, cast_mut(out)?)
+        }
+        Op::Reduce {
+            op,
+            rank,
+            dims,
+            mask,
+        } => k::reduce::reduce_f32(op, &dims[..rank], mask, f(0)?, cast_mut(out)?),
+        Op::ArgMax {
+            outer,
+            axis,
+            inner,
+            min,
+            select_last,
+        } => k::gather::argmax_f32(outer, axis, inner, min, select_last, f(0)?, cast_mut(out)?),
+        Op::Gather { outer, axis, inner } => {
+            let idx = cast::<i64>(b(1)?)?;
+            let d = b(0)?;
+            match out_dtype.size() {
+                1 => k::gather::gather::<u8>(outer, axis, inner, d, idx, out)?,
+                2 => k::gather::gather::<u16>(outer, axis, inner, cast(d)?, idx, cast_mut(out)?)?,
+                4 => k::gather::gather::<u32>(outer, axis, inner, cast(d)?, idx, cast_mut(out)?)?,
+                _ => k::gather::gather::<u64>(outer, axis, inner, cast(d)?, idx, cast_mut(out)?)?,
+            }
+        }
+        Op::GatherElements {
+            rank,
+            data_dims,
+            idx_dims,
+            axis,
+        } => {
+            let idx = cast::<i64>(b(1)?)?;
+            let d = b(0)?;
+            let (dd, id) = (&data_dims[..rank], &idx_dims[..rank]);
+            match out_dtype.size() {
+                1 => k::gather::gather_elements::<u8>(dd, id, axis, d, idx, out)?,
+                2 => {
+                    k::gather::gather_elements::<u16>(dd, id, axis, cast(d)?, idx, cast_mut(out)?)?
+                }
+                4 => {
+                    k::gather::gather_elements::<u32>(dd, id, axis, cast(d)?, idx, cast_mut(out)?)?
+                }
+                _ => {
+                    k::gather::gather_elements::<u64>(dd, id, axis, cast(d)?, idx, cast_mut(out)?)?
+                }
+            }
+        }
+        Op::Copy(c) => {
+            let s = b(0)?;
+            let (dims, ss, ds) = (
+                &c.dims[..c.rank],
+                &c.src_strides[..c.rank],
+                &c.dst_strides[..c.rank],
+            );
+            match out_dtype.size() {
+                1 => k::copy::copy_strided::<u8>(dims, s, c.src_off, ss, out, c.dst_off, ds),
+                2 => k::copy::copy_strided::<u16>(
+                    dims,
+                    cast(s)?,
+                    c.src_off,
+                    ss,
+                    cast_mut(out)?,
+                    c.dst_off,
+                    ds,
+                ),
+                4 => k::copy::copy_strided::<u32>(
+                    dims,
+                    cast(s)?,
+                    c.src_off,
+                    ss,
+                    cast_mut(out)?,
+                    c.dst_off,
+                    ds,
+                ),
+                _ => k::copy::copy_strided::<u64>(
+                    dims,
+                    cast(s)?,
+                    c.src_off,
+                    ss,
+                    cast_mut(out)?,
+                    c.dst_off,
+                    ds,
+                ),
+            }
+        }
+        Op::Pad {
+            mode,
+            rank,
+            in_dims,
+            out_dims,
+            begin,
+            value,
+        } => {
+            let x = b(0)?;
+            let (id, od, bg) = (&in_dims[..rank], &out_dims[..rank], &begin[..rank]);
+            match out_dtype.size() {
+                1 => k::pad::pad::<u8>(mode, id, od, bg, value as u8, x, out),
+                2 => k::pad::pad::<u16>(mode, id, od, bg, value as u16, cast(x)?, cast_mut(out)?),
+                4 => k::pad::pad::<u32>(mode, id, od, bg, value as u32, cast(x)?, cast_mut(out)?),
+                _ => k::pad::pad::<u64>(mode, id, od, bg, value, cast(x)?, cast_mut(out)?),
+            }
+        }
+        Op::Pool2d { kind, g } => k::pool::pool2d_f32(kind, &g, f(0)?, cast_mut(out)?),
+    }
+    Ok(())
+}
+
+fn cast_elems(src: (DType, &[u8]), to: DType, out: &mut [u8]) -> Result<()> {
+    let (from, x) = src;
+    macro_rules! read_as_f64 {
+        ($i:expr) => {
+            match from {
+                DType::F32 => cast::<f32>(x)?[$i] as f64,
+                DType::I64 => cast::<i64>(x)?[$i] as f64,
+                DType::I32 => cast::<i32>(x)?[$i] as f64,
+                DType::I8 => cast::<i8>(x)?[$i] as f64,
+                DType::U8 | DType::Bool => x[$i] as f64,
+                DType::F16 => 0.0,
+            }
+        };
+    }
+    let n = x.len() / from.size();
+    // Integer -> integer goes through i64 so large int64 values stay exact.
+    let int_from = |i: usize| -> Result<i64> {
+        Ok(match from {
+            DType::I64 => cast::<i64>(x)?[i],
+            DType::I32 => cast::<i32>(x)?[i] as i64,
+            DType::I8 => cast::<i8>(x)?[i] as i64,
+            DType::U8 | DType::Bool => x[i] as i64,
+            DType::F32 => cast::<f32>(x)?[i] as i64,
+            DType::F16 => 0,
+        })
+    };
+    match to {
+        DType::F32 => {
+            let o = cast_mut::<f32>(out)?;
+            for i in 0..n {
+                o[i] = if from == DType::I64 {
+                    int_from(i)? as f32
+                } else {
+                    read_as_f64!(i) as f32
+                };
+            }
+        }
+        DType::Bool => {
+            for i in 0..n {
+                out[i] =
+                    (read_as_f64!(i) != 0.0 || (from == DType::I64 && int_from(i)? != 0)) as u8;
+            }
+        }
+        DType::I64 => {
+            let o = cast_mut::<i64>(out)?;
+            for i in 0..n {
+                o[i] = int_from(i)?;
+            }
+        }
+        DType::I32 => {
+            let o = cast_mut::<i32>(out)?;
+            for i in 0..n {
+                o[i] = int_from(i)? as i32;
+            }
+        }
+        DType::I8 => {
+            let o = cast_mut::<i8>(out)?;
+            for i in 0..n {
+                o[i] = int_from(i)? as i8;
+            }
+        }
+        DType::U8 => {
+            for i in 0..n {
+                out[i] = int_from(i)? as u8;
+            }
+        }
+        DType::F16 => {
+            return Err(Error::BadStep {
+                index: 0,
+                reason: "cast to float16",
+            })
+        }
+    }
+    Ok(())
+}

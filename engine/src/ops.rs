@@ -1,0 +1,1399 @@
+//! The step vocabulary: every op the runtime executes, its parameter encoding, and the check
+//! that its parameters fit its operands. Op ids and parameter layouts are part of the file
+//! format: new ops are appended, existing encodings never change.
+#![forbid(unsafe_code)]
+
+use crate::error::{Error, Result};
+use crate::format::{le_u32, DType, MAX_RANK};
+use mote_targets::{
+    Activation, BinaryOp, CompareOp, Conv2dGeom, PadMode, Pool2dGeom, PoolKind, ReduceOp, UnaryOp,
+};
+
+/// Op ids as stored in step records.
+pub mod code {
+    /// [`super::Op::Conv2d`].
+    pub const CONV2D: u16 = 1;
+    /// [`super::Op::MatMul`].
+    pub const MATMUL: u16 = 2;
+    /// [`super::Op::Binary`].
+    pub const BINARY: u16 = 3;
+    /// [`super::Op::Compare`].
+    pub const COMPARE: u16 = 4;
+    /// [`super::Op::Logic`].
+    pub const LOGIC: u16 = 5;
+    /// [`super::Op::Where`].
+    pub const WHERE: u16 = 6;
+    /// [`super::Op::Unary`].
+    pub const UNARY: u16 = 7;
+    /// [`super::Op::Cast`].
+    pub const CAST: u16 = 8;
+    /// [`super::Op::Softmax`].
+    pub const SOFTMAX: u16 = 9;
+    /// [`super::Op::LayerNorm`].
+    pub const LAYER_NORM: u16 = 10;
+    /// [`super::Op::InstanceNorm`].
+    pub const INSTANCE_NORM: u16 = 11;
+    /// [`super::Op::ChannelAffine`].
+    pub const CHANNEL_AFFINE: u16 = 12;
+    /// [`super::Op::Reduce`].
+    pub const REDUCE: u16 = 13;
+    /// [`super::Op::ArgMax`].
+    pub const ARGMAX: u16 = 14;
+    /// [`super::Op::Gather`].
+    pub const GATHER: u16 = 15;
+    /// [`super::Op::GatherElements`].
+    pub const GATHER_ELEMENTS: u16 = 16;
+    /// [`super::Op::Copy`].
+    pub const COPY: u16 = 17;
+    /// [`super::Op::Pad`].
+    pub const PAD: u16 = 18;
+    /// [`super::Op::Pool2d`].
+    pub const POOL2D: u16 = 19;
+}
+
+/// Output dims plus per-operand element strides (0 = broadcast) for element-wise ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bcast<const N: usize> {
+    /// Rank of the iteration space.
+    pub rank: usize,
+    /// Output dims.
+    pub dims: [usize; MAX_RANK],
+    /// Strides of each operand, in elements.
+    pub strides: [[usize; MAX_RANK]; N],
+}
+
+impl<const N: usize> Default for Bcast<N> {
+    fn default() -> Self {
+        Bcast {
+            rank: 0,
+            dims: [0; MAX_RANK],
+            strides: [[0; MAX_RANK]; N],
+        }
+    }
+}
+
+impl<const N: usize> Bcast<N> {
+    /// The first `rank` dims.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims[..self.rank]
+    }
+    /// The first `rank` strides of operand `i`.
+    pub fn strides(&self, i: usize) -> &[usize] {
+        &self.strides[i][..self.rank]
+    }
+}
+
+/// Geometry of a batched matrix product `out[b] = act(alpha · A[b] · B[b] + bias)`.
+/// Output is contiguous `[batch dims…, m, n]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatMulGeom {
+    /// Number of batch dims (<= 6).
+    pub batch_rank: usize,
+    /// Batch dims.
+    pub batch: [usize; 6],
+    /// Element stride of A per batch dim (0 = broadcast).
+    pub a_bs: [usize; 6],
+    /// Element stride of B per batch dim (0 = broadcast).
+    pub b_bs: [usize; 6],
+    /// Rows of A and of the output.
+    pub m: usize,
+    /// Columns of B and of the output.
+    pub n: usize,
+    /// Shared dimension.
+    pub k: usize,
+    /// A row stride.
+    pub a_rs: usize,
+    /// A column stride.
+    pub a_cs: usize,
+    /// B row stride.
+    pub b_rs: usize,
+    /// B column stride.
+    pub b_cs: usize,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Fused epilogue.
+    pub act: Activation,
+}
+
+impl Default for MatMulGeom {
+    fn default() -> Self {
+        MatMulGeom {
+            batch_rank: 0,
+            batch: [0; 6],
+            a_bs: [0; 6],
+            b_bs: [0; 6],
+            m: 0,
+            n: 0,
+            k: 0,
+            a_rs: 0,
+            a_cs: 0,
+            b_rs: 0,
+            b_cs: 0,
+            alpha: 1.0,
+            act: Activation::None,
+        }
+    }
+}
+
+/// A strided copy (see `mote_targets::generic::copy::copy_strided`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CopyGeom {
+    /// Rank of the iteration space.
+    pub rank: usize,
+    /// Iteration dims.
+    pub dims: [usize; MAX_RANK],
+    /// Source offset, elements.
+    pub src_off: usize,
+    /// Source strides, elements.
+    pub src_strides: [isize; MAX_RANK],
+    /// Destination offset, elements.
+    pub dst_off: usize,
+    /// Destination strides, elements.
+    pub dst_strides: [isize; MAX_RANK],
+}
+
+/// One executable step. Operand order is listed per variant; `?` marks an optional operand.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Op {
+    /// in: x `[n,c_in,h,w]` f32, weight `[c_out,c_in/g,kh,kw]` f32, bias? `[c_out]`.
+    Conv2d {
+        /// Geometry.
+        g: Conv2dGeom,
+        /// Fused epilogue.
+        act: Activation,
+    },
+    /// in: a, b, bias? `[n]` — all f32.
+    MatMul(MatMulGeom),
+    /// in: a, b (f32) -> f32.
+    Binary {
+        /// Operation.
+        op: BinaryOp,
+        /// Broadcast geometry.
+        bc: Bcast<2>,
+    },
+    /// in: a, b (f32) -> bool.
+    Compare {
+        /// Comparison.
+        op: CompareOp,
+        /// Broadcast geometry.
+        bc: Bcast<2>,
+    },
+    /// in: a, b? (bool) -> bool. kind 0 and, 1 or, 2 xor, 3 not (b absent).
+    Logic {
+        /// Which function.
+        kind: u8,
+        /// Broadcast geometry.
+        bc: Bcast<2>,
+    },
+    /// in: cond (bool), x, y (same dtype) -> that dtype.
+    Where {
+        /// Broadcast geometry (operands cond, x, y).
+        bc: Bcast<3>,
+    },
+    /// in: x f32 -> f32, same element count.
+    Unary {
+        /// Function.
+        op: UnaryOp,
+    },
+    /// in: x -> output dtype, same element count (float -> int truncates toward zero,
+    /// saturating; anything -> bool is `!= 0`).
+    Cast,
+    /// in: x f32 `[outer, axis, inner]`.
+    Softmax {
+        /// Rows.
+        outer: usize,
+        /// Softmax axis length.
+        axis: usize,
+        /// Trailing elements.
+        inner: usize,
+        /// LogSoftmax.
+        log: bool,
+    },
+    /// in: x f32 `[outer, size]`, scale? `[size]`, bias? `[size]`.
+    LayerNorm {
+        /// Rows.
+        outer: usize,
+        /// Normalized elements per row.
+        size: usize,
+        /// Epsilon.
+        eps: f32,
+    },
+    /// in: x f32 `[n, c, spatial]`, scale `[c]`, bias `[c]`.
+    InstanceNorm {
+        /// Batch.
+        n: usize,
+        /// Channels.
+        c: usize,
+        /// Elements per plane.
+        spatial: usize,
+        /// Epsilon.
+        eps: f32,
+    },
+    /// in: x f32 `[outer, c, inner]`, scale `[c]`, bias `[c]`.
+    ChannelAffine {
+        /// Outer count.
+        outer: usize,
+        /// Channels.
+        c: usize,
+        /// Inner count.
+        inner: usize,
+    },
+    /// in: x f32 of `dims`, reduced over `mask` axes.
+    Reduce {
+        /// Reduction.
+        op: ReduceOp,
+        /// Rank.
+        rank: usize,
+        /// Input dims.
+        dims: [usize; MAX_RANK],
+        /// Bit k set = axis k reduced.
+        mask: u32,
+    },
+    /// in: x f32 `[outer, axis, inner]` -> i64 `[outer, inner]`.
+    ArgMax {
+        /// Outer count.
+        outer: usize,
+        /// Axis length.
+        axis: usize,
+        /// Inner count.
+        inner: usize,
+        /// ArgMin instead.
+        min: bool,
+        /// Ties pick the last index.
+        select_last: bool,
+    },
+    /// in: data `[outer, axis, inner]`, indices i64 -> `[outer, n_idx, inner]`.
+    Gather {
+        /// Outer count.
+        outer: usize,
+        /// Axis length.
+        axis: usize,
+        /// Inner count.
+        inner: usize,
+    },
+    /// in: data, indices i64 (same rank) -> shape of indices.
+    GatherElements {
+        /// Rank.
+        rank: usize,
+        /// Data dims.
+        data_dims: [usize; MAX_RANK],
+        /// Index (= output) dims.
+        idx_dims: [usize; MAX_RANK],
+        /// Axis.
+        axis: usize,
+    },
+    /// in: src -> writes part (or all) of the output.
+    Copy(CopyGeom),
+    /// in: x -> padded output (same dtype).
+    Pad {
+        /// Mode.
+        mode: PadMode,
+        /// Rank.
+        rank: usize,
+        /// Input dims.
+        in_dims: [usize; MAX_RANK],
+        /// Output dims.
+        out_dims: [usize; MAX_RANK],
+        /// Leading pad per axis (negative crops).
+        begin: [isize; MAX_RANK],
+        /// Fill value bits in the output dtype (constant mode).
+        value: u64,
+    },
+    /// in: x f32 `[planes, h, w]`.
+    Pool2d {
+        /// Max or average.
+        kind: PoolKind,
+        /// Geometry.
+        g: Pool2dGeom,
+    },
+}
+
+/// Reads parameter words from the params section.
+#[derive(Debug)]
+pub struct ParamReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    end: usize,
+}
+
+const PARAMS_SHORT: &str = "parameter list is too short";
+const BAD_ENUM: &str = "parameter enum value out of range";
+const BAD_VALUE: &str = "parameter out of range";
+
+impl<'a> ParamReader<'a> {
+    /// A reader over words `[first, first + len)` of the params section.
+    pub fn new(
+        section: &'a [u8],
+        first: u32,
+        len: u32,
+    ) -> core::result::Result<Self, &'static str> {
+        let at = (first as usize)
+            .checked_mul(4)
+            .ok_or("parameter range overflows")?;
+        let end = at
+            .checked_add(
+                (len as usize)
+                    .checked_mul(4)
+                    .ok_or("parameter range overflows")?,
+            )
+            .ok_or("parameter range overflows")?;
+        if end > section.len() {
+            return Err("parameter range is outside the params section");
+        }
+        Ok(ParamReader {
+            bytes: section,
+            at,
+            end,
+        })
+    }
+
+    fn word(&mut self) -> core::result::Result<u32, &'static str> {
+        if self.at + 4 > self.end {
+            return Err(PARAMS_SHORT);
+        }
+        let w = le_u32(self.bytes, self.at, "params").map_err(|_| PARAMS_SHORT)?;
+        self.at += 4;
+        Ok(w)
+    }
+    fn usize(&mut self) -> core::result::Result<usize, &'static str> {
+        Ok(self.word()? as usize)
+    }
+    fn isize(&mut self) -> core::result::Result<isize, &'static str> {
+        Ok(self.word()? as i32 as isize)
+    }
+    fn f32(&mut self) -> core::result::Result<f32, &'static str> {
+        Ok(f32::from_bits(self.word()?))
+    }
+    fn bool(&mut self) -> core::result::Result<bool, &'static str> {
+        match self.word()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(BAD_ENUM),
+        }
+    }
+    fn rank(&mut self, max: usize) -> core::result::Result<usize, &'static str> {
+        let r = self.usize()?;
+        if r > max {
+            return Err("rank above the maximum");
+        }
+        Ok(r)
+    }
+    fn dims(&mut self, rank: usize) -> core::result::Result<[usize; MAX_RANK], &'static str> {
+        let mut d = [0usize; MAX_RANK];
+        for x in d.iter_mut().take(rank) {
+            *x = self.usize()?;
+        }
+        Ok(d)
+    }
+    fn sdims(&mut self, rank: usize) -> core::result::Result<[isize; MAX_RANK], &'static str> {
+        let mut d = [0isize; MAX_RANK];
+        for x in d.iter_mut().take(rank) {
+            *x = self.isize()?;
+        }
+        Ok(d)
+    }
+    fn finish(&self) -> core::result::Result<(), &'static str> {
+        if self.at != self.end {
+            return Err("parameter list is too long");
+        }
+        Ok(())
+    }
+}
+
+fn act_decode(r: &mut ParamReader<'_>) -> core::result::Result<Activation, &'static str> {
+    let kind = r.word()?;
+    let (p0, p1) = (r.f32()?, r.f32()?);
+    Ok(match kind {
+        0 => Activation::None,
+        1 => Activation::Relu,
+        2 => Activation::Clip { lo: p0, hi: p1 },
+        3 => Activation::Sigmoid,
+        4 => Activation::Gelu,
+        _ => return Err(BAD_ENUM),
+    })
+}
+
+fn act_encode(a: Activation, w: &mut dyn FnMut(u32)) {
+    let (k, p0, p1) = match a {
+        Activation::None => (0, 0.0, 0.0),
+        Activation::Relu => (1, 0.0, 0.0),
+        Activation::Clip { lo, hi } => (2, lo, hi),
+        Activation::Sigmoid => (3, 0.0, 0.0),
+        Activation::Gelu => (4, 0.0, 0.0),
+    };
+    w(k);
+    w(f32::to_bits(p0));
+    w(f32::to_bits(p1));
+}
+
+fn unary_decode(r: &mut ParamReader<'_>) -> core::result::Result<UnaryOp, &'static str> {
+    let kind = r.word()?;
+    let (p0, p1) = (r.f32()?, r.f32()?);
+    use UnaryOp::*;
+    Ok(match kind {
+        0 => Identity,
+        1 => Relu,
+        2 => Clip { lo: p0, hi: p1 },
+        3 => Sigmoid,
+        4 => Gelu,
+        5 => Erf,
+        6 => Exp,
+        7 => Log,
+        8 => Neg,
+        9 => Sign,
+        10 => Reciprocal,
+        11 => Abs,
+        12 => Sqrt,
+        13 => Tanh,
+        14 => Floor,
+        15 => Ceil,
+        16 => Round,
+        17 => LeakyRelu { alpha: p0 },
+        18 => HardSigmoid {
+            alpha: p0,
+            beta: p1,
+        },
+        19 => HardSwish,
+        20 => Softplus,
+        21 => Silu,
+        22 => PowConst { exp: p0 },
+        23 => Affine { k: p0, c: p1 },
+        _ => return Err(BAD_ENUM),
+    })
+}
+
+fn unary_encode(u: UnaryOp, w: &mut dyn FnMut(u32)) {
+    use UnaryOp::*;
+    let (k, p0, p1) = match u {
+        Identity => (0, 0.0, 0.0),
+        Relu => (1, 0.0, 0.0),
+        Clip { lo, hi } => (2, lo, hi),
+        Sigmoid => (3, 0.0, 0.0),
+        Gelu => (4, 0.0, 0.0),
+        Erf => (5, 0.0, 0.0),
+        Exp => (6, 0.0, 0.0),
+        Log => (7, 0.0, 0.0),
+        Neg => (8, 0.0, 0.0),
+        Sign => (9, 0.0, 0.0),
+        Reciprocal => (10, 0.0, 0.0),
+        Abs => (11, 0.0, 0.0),
+        Sqrt => (12, 0.0, 0.0),
+        Tanh => (13, 0.0, 0.0),
+        Floor => (14, 0.0, 0.0),
+        Ceil => (15, 0.0, 0.0),
+        Round => (16, 0.0, 0.0),
+        LeakyRelu { alpha } => (17, alpha, 0.0),
+        HardSigmoid { alpha, beta } => (18, alpha, beta),
+        HardSwish => (19, 0.0, 0.0),
+        Softplus => (20, 0.0, 0.0),
+        Silu => (21, 0.0, 0.0),
+        PowConst { exp } => (22, exp, 0.0),
+        Affine { k, c } => (23, k, c),
+    };
+    w(k);
+    w(f32::to_bits(p0));
+    w(f32::to_bits(p1));
+}
+
+fn binary_from(k: u32) -> core::result::Result<BinaryOp, &'static str> {
+    use BinaryOp::*;
+    Ok(match k {
+        0 => Add,
+        1 => Sub,
+        2 => Mul,
+        3 => Div,
+        4 => Pow,
+        5 => Max,
+        6 => Min,
+        _ => return Err(BAD_ENUM),
+    })
+}
+fn binary_id(b: BinaryOp) -> u32 {
+    use BinaryOp::*;
+    match b {
+        Add => 0,
+        Sub => 1,
+        Mul => 2,
+        Div => 3,
+        Pow => 4,
+        Max => 5,
+        Min => 6,
+    }
+}
+fn compare_from(k: u32) -> core::result::Result<CompareOp, &'static str> {
+    use CompareOp::*;
+    Ok(match k {
+        0 => Equal,
+        1 => Less,
+        2 => LessOrEqual,
+        3 => Greater,
+        4 => GreaterOrEqual,
+        _ => return Err(BAD_ENUM),
+    })
+}
+fn compare_id(c: CompareOp) -> u32 {
+    use CompareOp::*;
+    match c {
+        Equal => 0,
+        Less => 1,
+        LessOrEqual => 2,
+        Greater => 3,
+        GreaterOrEqual => 4,
+    }
+}
+fn reduce_from(k: u32) -> core::result::Result<ReduceOp, &'static str> {
+    use ReduceOp::*;
+    Ok(match k {
+        0 => Sum,
+        1 => Mean,
+        2 => Max,
+        3 => Min,
+        4 => Prod,
+        5 => L1,
+        6 => L2,
+        7 => SumSquare,
+        _ => return Err(BAD_ENUM),
+    })
+}
+fn reduce_id(r: ReduceOp) -> u32 {
+    use ReduceOp::*;
+    match r {
+        Sum => 0,
+        Mean => 1,
+        Max => 2,
+        Min => 3,
+        Prod => 4,
+        L1 => 5,
+        L2 => 6,
+        SumSquare => 7,
+    }
+}
+
+fn bcast_decode<const N: usize>(
+    r: &mut ParamReader<'_>,
+) -> core::result::Result<Bcast<N>, &'static str> {
+    let rank = r.rank(MAX_RANK)?;
+    let dims = r.dims(rank)?;
+    let mut strides = [[0usize; MAX_RANK]; N];
+    for s in strides.iter_mut() {
+        *s = r.dims(rank)?;
+    }
+    Ok(Bcast {
+        rank,
+        dims,
+        strides,
+    })
+}
+
+fn bcast_encode<const N: usize>(b: &Bcast<N>, w: &mut dyn FnMut(u32)) {
+    w(b.rank as u32);
+    for &d in b.dims() {
+        w(d as u32);
+    }
+    for i in 0..N {
+        for &s in b.strides(i) {
+            w(s as u32);
+        }
+    }
+}
+
+fn words_usize(w: &mut dyn FnMut(u32), xs: &[usize]) {
+    for &x in xs {
+        w(x as u32);
+    }
+}
+
+impl Op {
+    /// The op id stored in the step record.
+    pub fn code(&self) -> u16 {
+        match self {
+            Op::Conv2d { .. } => code::CONV2D,
+            Op::MatMul(_) => code::MATMUL,
+            Op::Binary { .. } => code::BINARY,
+            Op::Compare { .. } => code::COMPARE,
+            Op::Logic { .. } => code::LOGIC,
+            Op::Where { .. } => code::WHERE,
+            Op::Unary { .. } => code::UNARY,
+            Op::Cast => code::CAST,
+            Op::Softmax { .. } => code::SOFTMAX,
+            Op::LayerNorm { .. } => code::LAYER_NORM,
+            Op::InstanceNorm { .. } => code::INSTANCE_NORM,
+            Op::ChannelAffine { .. } => code::CHANNEL_AFFINE,
+            Op::Reduce { .. } => code::REDUCE,
+            Op::ArgMax { .. } => code::ARGMAX,
+            Op::Gather { .. } => code::GATHER,
+            Op::GatherElements { .. } => code::GATHER_ELEMENTS,
+            Op::Copy(_) => code::COPY,
+            Op::Pad { .. } => code::PAD,
+            Op::Pool2d { .. } => code::POOL2D,
+        }
+    }
+
+    /// Short name for listings (`mote inspect`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv2d { g, .. } if g.groups == g.c_in && g.groups == g.c_out && g.groups > 1 => {
+                "DepthwiseConv2d"
+            }
+            Op::Conv2d { .. } => "Conv2d",
+            Op::MatMul(_) => "MatMul",
+            Op::Binary { .. } => "Binary",
+            Op::Compare { .. } => "Compare",
+            Op::Logic { .. } => "Logic",
+            Op::Where { .. } => "Where",
+            Op::Unary { .. } => "Unary",
+            Op::Cast => "Cast",
+            Op::Softmax { .. } => "Softmax",
+            Op::LayerNorm { .. } => "LayerNorm",
+            Op::InstanceNorm { .. } => "InstanceNorm",
+            Op::ChannelAffine { .. } => "ChannelAffine",
+            Op::Reduce { .. } => "Reduce",
+            Op::ArgMax { .. } => "ArgMax",
+            Op::Gather { .. } => "Gather",
+            Op::GatherElements { .. } => "GatherElements",
+            Op::Copy(_) => "Copy",
+            Op::Pad { .. } => "Pad",
+            Op::Pool2d { .. } => "Pool2d",
+        }
+    }
+
+    /// Writes the parameter words.
+    pub fn encode(&self, w: &mut dyn FnMut(u32)) {
+        match self {
+            Op::Conv2d { g, act } => {
+                words_usize(
+                    w,
+                    &[
+                        g.n, g.c_in, g.h_in, g.w_in, g.c_out, g.h_out, g.w_out, g.kh, g.kw,
+                        g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.groups,
+                    ],
+                );
+                act_encode(*act, w);
+            }
+            Op::MatMul(g) => {
+                w(g.batch_rank as u32);
+                words_usize(w, &g.batch[..g.batch_rank]);
+                words_usize(w, &g.a_bs[..g.batch_rank]);
+                words_usize(w, &g.b_bs[..g.batch_rank]);
+                words_usize(w, &[g.m, g.n, g.k, g.a_rs, g.a_cs, g.b_rs, g.b_cs]);
+                w(g.alpha.to_bits());
+                act_encode(g.act, w);
+            }
+            Op::Binary { op, bc } => {
+                w(binary_id(*op));
+                bcast_encode(bc, w);
+            }
+            Op::Compare { op, bc } => {
+                w(compare_id(*op));
+                bcast_encode(bc, w);
+            }
+            Op::Logic { kind, bc } => {
+                w(*kind as u32);
+                bcast_encode(bc, w);
+            }
+            Op::Where { bc } => bcast_encode(bc, w),
+            Op::Unary { op } => unary_encode(*op, w),
+            Op::Cast => {}
+            Op::Softmax {
+                outer,
+                axis,
+                inner,
+                log,
+            } => {
+                words_usize(w, &[*outer, *axis, *inner]);
+                w(*log as u32);
+            }
+            Op::LayerNorm { outer, size, eps } => {
+                words_usize(w, &[*outer, *size]);
+                w(eps.to_bits());
+            }
+            Op::InstanceNorm { n, c, spatial, eps } => {
+                words_usize(w, &[*n, *c, *spatial]);
+                w(eps.to_bits());
+            }
+            Op::ChannelAffine { outer, c, inner } => words_usize(w, &[*outer, *c, *inner]),
+            Op::Reduce {
+                op,
+                rank,
+                dims,
+                mask,
+            } => {
+                w(reduce_id(*op));
+                w(*rank as u32);
+                words_usize(w, &dims[..*rank]);
+                w(*mask);
+            }
+            Op::ArgMax {
+                outer,
+                axis,
+                inner,
+                min,
+                select_last,
+            } => {
+                words_usize(w, &[*outer, *axis, *inner]);
+                w(*min as u32);
+                w(*select_last as u32);
+            }
+            Op::Gather { outer, axis, inner } => words_usize(w, &[*outer, *axis, *inner]),
+            Op::GatherElements {
+                rank,
+                data_dims,
+                idx_dims,
+                axis,
+            } => {
+                w(*rank as u32);
+                words_usize(w, &data_dims[..*rank]);
+                words_usize(w, &idx_dims[..*rank]);
+                w(*axis as u32);
+            }
+            Op::Copy(c) => {
+                w(c.rank as u32);
+                words_usize(w, &c.dims[..c.rank]);
+                w(c.src_off as u32);
+                for &s in &c.src_strides[..c.rank] {
+                    w(s as i32 as u32);
+                }
+                w(c.dst_off as u32);
+                for &s in &c.dst_strides[..c.rank] {
+                    w(s as i32 as u32);
+                }
+            }
+            Op::Pad {
+                mode,
+                rank,
+                in_dims,
+                out_dims,
+                begin,
+                value,
+            } => {
+                w(match mode {
+                    PadMode::Constant => 0,
+                    PadMode::Reflect => 1,
+                    PadMode::Edge => 2,
+                });
+                w(*rank as u32);
+                words_usize(w, &in_dims[..*rank]);
+                words_usize(w, &out_dims[..*rank]);
+                for &b in &begin[..*rank] {
+                    w(b as i32 as u32);
+                }
+                w(*value as u32);
+                w((*value >> 32) as u32);
+            }
+            Op::Pool2d { kind, g } => {
+                w(match kind {
+                    PoolKind::Max => 0,
+                    PoolKind::Avg {
+                        count_include_pad: false,
+                    } => 1,
+                    PoolKind::Avg {
+                        count_include_pad: true,
+                    } => 2,
+                });
+                words_usize(
+                    w,
+                    &[
+                        g.planes, g.h_in, g.w_in, g.h_out, g.w_out, g.kh, g.kw, g.stride_h,
+                        g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left,
+                    ],
+                );
+            }
+        }
+    }
+
+    /// Decodes an op from its id and parameter words.
+    pub fn decode(op: u16, r: &mut ParamReader<'_>) -> core::result::Result<Op, &'static str> {
+        let o = match op {
+            code::CONV2D => {
+                let mut v = [0usize; 16];
+                for x in v.iter_mut() {
+                    *x = r.usize()?;
+                }
+                let g = Conv2dGeom {
+                    n: v[0],
+                    c_in: v[1],
+                    h_in: v[2],
+                    w_in: v[3],
+                    c_out: v[4],
+                    h_out: v[5],
+                    w_out: v[6],
+                    kh: v[7],
+                    kw: v[8],
+                    stride_h: v[9],
+                    stride_w: v[10],
+                    dil_h: v[11],
+                    dil_w: v[12],
+                    pad_top: v[13],
+                    pad_left: v[14],
+                    groups: v[15],
+                };
+                Op::Conv2d {
+                    g,
+                    act: act_decode(r)?,
+                }
+            }
+            code::MATMUL => {
+                let br = r.rank(6)?;
+                let mut g = MatMulGeom {
+                    batch_rank: br,
+                    ..Default::default()
+                };
+                for i in 0..br {
+                    g.batch[i] = r.usize()?;
+                }
+                for i in 0..br {
+                    g.a_bs[i] = r.usize()?;
+                }
+                for i in 0..br {
+                    g.b_bs[i] = r.usize()?;
+                }
+                g.m = r.usize()?;
+                g.n = r.usize()?;
+                g.k = r.usize()?;
+                g.a_rs = r.usize()?;
+                g.a_cs = r.usize()?;
+                g.b_rs = r.usize()?;
+                g.b_cs = r.usize()?;
+                g.alpha = r.f32()?;
+                g.act = act_decode(r)?;
+                Op::MatMul(g)
+            }
+            code::BINARY => Op::Binary {
+                op: binary_from(r.word()?)?,
+                bc: bcast_decode(r)?,
+            },
+            code::COMPARE => Op::Compare {
+                op: compare_from(r.word()?)?,
+                bc: bcast_decode(r)?,
+            },
+            code::LOGIC => {
+                let kind = r.word()?;
+                if kind > 3 {
+                    return Err(BAD_ENUM);
+                }
+                Op::Logic {
+                    kind: kind as u8,
+                    bc: bcast_decode(r)?,
+                }
+            }
+            code::WHERE => Op::Where {
+                bc: bcast_decode(r)?,
+            },
+            code::UNARY => Op::Unary {
+                op: unary_decode(r)?,
+            },
+            code::CAST => Op::Cast,
+            code::SOFTMAX => Op::Softmax {
+                outer: r.usize()?,
+                axis: r.usize()?,
+                inner: r.usize()?,
+                log: r.bool()?,
+            },
+            code::LAYER_NORM => Op::LayerNorm {
+                outer: r.usize()?,
+                size: r.usize()?,
+                eps: r.f32()?,
+            },
+            code::INSTANCE_NORM => Op::InstanceNorm {
+                n: r.usize()?,
+                c: r.usize()?,
+                spatial: r.usize()?,
+                eps: r.f32()?,
+            },
+            code::CHANNEL_AFFINE => Op::ChannelAffine {
+                outer: r.usize()?,
+                c: r.usize()?,
+                inner: r.usize()?,
+            },
+            code::REDUCE => {
+                let op = reduce_from(r.word()?)?;
+                let rank = r.rank(MAX_RANK)?;
+                let dims = r.dims(rank)?;
+                let mask = r.word()?;
+                if mask >> rank != 0 {
+                    return Err("reduce mask names an axis past the rank");
+                }
+                Op::Reduce {
+                    op,
+                    rank,
+                    dims,
+                    mask,
+                }
+            }
+            code::ARGMAX => Op::ArgMax {
+                outer: r.usize()?,
+                axis: r.usize()?,
+                inner: r.usize()?,
+                min: r.bool()?,
+                select_last: r.bool()?,
+            },
+            code::GATHER => Op::Gather {
+                outer: r.usize()?,
+                axis: r.usize()?,
+                inner: r.usize()?,
+            },
+            code::GATHER_ELEMENTS => {
+                let rank = r.rank(MAX_RANK)?;
+                let data_dims = r.dims(rank)?;
+                let idx_dims = r.dims(rank)?;
+                let axis = r.usize()?;
+                if axis >= rank {
+                    return Err("gather axis past the rank");
+                }
+                Op::GatherElements {
+                    rank,
+                    data_dims,
+                    idx_dims,
+                    axis,
+                }
+            }
+            code::COPY => {
+                let rank = r.rank(MAX_RANK)?;
+                let dims = r.dims(rank)?;
+                let src_off = r.usize()?;
+                let src_strides = r.sdims(rank)?;
+                let dst_off = r.usize()?;
+                let dst_strides = r.sdims(rank)?;
+                Op::Copy(CopyGeom {
+                    rank,
+                    dims,
+                    src_off,
+                    src_strides,
+                    dst_off,
+                    dst_strides,
+                })
+            }
+            code::PAD => {
+                let mode = match r.word()? {
+                    0 => PadMode::Constant,
+                    1 => PadMode::Reflect,
+                    2 => PadMode::Edge,
+                    _ => return Err(BAD_ENUM),
+                };
+                let rank = r.rank(MAX_RANK)?;
+                let in_dims = r.dims(rank)?;
+                let out_dims = r.dims(rank)?;
+                let begin = r.sdims(rank)?;
+                let lo = r.word()? as u64;
+                let hi = r.word()? as u64;
+                Op::Pad {
+                    mode,
+                    rank,
+                    in_dims,
+                    out_dims,
+                    begin,
+                    value: lo | (hi << 32),
+                }
+            }
+            code::POOL2D => {
+                let kind = match r.word()? {
+                    0 => PoolKind::Max,
+                    1 => PoolKind::Avg {
+                        count_include_pad: false,
+                    },
+                    2 => PoolKind::Avg {
+                        count_include_pad: true,
+                    },
+                    _ => return Err(BAD_ENUM),
+                };
+                let mut v = [0usize; 13];
+                for x in v.iter_mut() {
+                    *x = r.usize()?;
+                }
+                let g = Pool2dGeom {
+                    planes: v[0],
+                    h_in: v[1],
+                    w_in: v[2],
+                    h_out: v[3],
+                    w_out: v[4],
+                    kh: v[5],
+                    kw: v[6],
+                    stride_h: v[7],
+                    stride_w: v[8],
+                    dil_h: v[9],
+                    dil_w: v[10],
+                    pad_top: v[11],
+                    pad_left: v[12],
+                };
+                Op::Pool2d { kind, g }
+            }
+            _ => return Err("unknown op id"),
+        };
+        r.finish()?;
+        Ok(o)
+    }
+
+    /// Checks the op against its operands: dtypes, element counts and every index the kernel
+    /// can reach. After this passes, running the step cannot index out of bounds.
+    pub fn validate(
+        &self,
+        ins: &[Option<Operand>; 4],
+        out: &Operand,
+    ) -> core::result::Result<(), &'static str> {
+        let need = |i: usize| ins[i].ok_or("a required operand is missing");
+        let no_more = |from: usize| {
+            if ins[from..].iter().any(|x| x.is_some()) {
+                Err("too many operands")
+            } else {
+                Ok(())
+            }
+        };
+        let f32_of = |t: Operand| {
+            if t.dtype == DType::F32 {
+                Ok(t)
+            } else {
+                Err("operand must be float32")
+            }
+        };
+        match *self {
+            Op::Conv2d { g, act: _ } => {
+                no_more(3)?;
+                let x = f32_of(need(0)?)?;
+                let wt = f32_of(need(1)?)?;
+                f32_of(*out)?;
+                if g.groups == 0 || g.c_in % g.groups != 0 || g.c_out % g.groups != 0 {
+                    return Err("conv groups must divide the channel counts");
+                }
+                if g.kh == 0
+                    || g.kw == 0
+                    || g.stride_h == 0
+                    || g.stride_w == 0
+                    || g.dil_h == 0
+                    || g.dil_w == 0
+                {
+                    return Err("conv kernel, stride and dilation must be positive");
+                }
+                // The kernel treats every input position outside the image as zero padding,
+                // so only the element counts need to agree.
+                expect_elems(x, prod(&[g.n, g.c_in, g.h_in, g.w_in])?)?;
+                expect_elems(wt, prod(&[g.c_out, g.c_in / g.groups, g.kh, g.kw])?)?;
+                expect_elems(*out, prod(&[g.n, g.c_out, g.h_out, g.w_out])?)?;
+                if let Some(b) = ins[2] {
+                    expect_elems(f32_of(b)?, g.c_out)?;
+                }
+            }
+            Op::MatMul(g) => {
+                no_more(3)?;
+                let a = f32_of(need(0)?)?;
+                let b = f32_of(need(1)?)?;
+                f32_of(*out)?;
+                let mut a_max = 0usize;
+                let mut b_max = 0usize;
+                let mut batch = 1usize;
+                for i in 0..g.batch_rank {
+                    if g.batch[i] == 0 {
+                        batch = 0;
+                        continue;
+                    }
+                    a_max = add(a_max, mul(g.batch[i] - 1, g.a_bs[i])?)?;
+                    b_max = add(b_max, mul(g.batch[i] - 1, g.b_bs[i])?)?;
+                    batch = mul(batch, g.batch[i])?;
+                }
+                expect_elems(*out, prod(&[batch, g.m, g.n])?)?;
+                if batch > 0 && g.m > 0 && g.k > 0 {
+                    let am = add(add(a_max, mul(g.m - 1, g.a_rs)?)?, mul(g.k - 1, g.a_cs)?)?;
+                    if am >= a.elems {
+                        return Err("matmul reaches past the end of A");
+                    }
+                }
+                if batch > 0 && g.n > 0 && g.k > 0 {
+                    let bm = add(add(b_max, mul(g.k - 1, g.b_rs)?)?, mul(g.n - 1, g.b_cs)?)?;
+                    if bm >= b.elems {
+                        return Err("matmul reaches past the end of B");
+                    }
+                }
+                if let Some(bias) = ins[2] {
+                    expect_elems(f32_of(bias)?, g.n)?;
+                }
+            }
+            Op::Binary { bc, .. } => {
+                no_more(2)?;
+                bcast_check(&bc, &[f32_of(need(0)?)?, f32_of(need(1)?)?], f32_of(*out)?)?;
+            }
+            Op::Compare { bc, .. } => {
+                no_more(2)?;
+                bool_of(*out)?;
+                bcast_check(&bc, &[f32_of(need(0)?)?, f32_of(need(1)?)?], *out)?;
+            }
+            Op::Logic { kind, bc } => {
+                bool_of(*out)?;
+                if kind == 3 {
+                    no_more(1)?;
+                    let a = bool_of(need(0)?)?;
+                    bcast_check(&bc, &[a, a], *out)?;
+                } else {
+                    no_more(2)?;
+                    bcast_check(&bc, &[bool_of(need(0)?)?, bool_of(need(1)?)?], *out)?;
+                }
+            }
+            Op::Where { bc } => {
+                no_more(3)?;
+                let (c, x, y) = (bool_of(need(0)?)?, need(1)?, need(2)?);
+                if x.dtype != out.dtype || y.dtype != out.dtype {
+                    return Err("where branches and output must share a dtype");
+                }
+                bcast_check(&bc, &[c, x, y], *out)?;
+            }
+            Op::Unary { .. } => {
+                no_more(1)?;
+                let x = f32_of(need(0)?)?;
+                f32_of(*out)?;
+                expect_elems(*out, x.elems)?;
+            }
+            Op::Cast => {
+                no_more(1)?;
+                let x = need(0)?;
+                if x.dtype == DType::F16 || out.dtype == DType::F16 {
+                    return Err("cast to or from float16 is not supported");
+                }
+                expect_elems(*out, x.elems)?;
+            }
+            Op::Softmax {
+                outer, axis, inner, ..
+            } => {
+                no_more(1)?;
+                let n = prod(&[outer, axis, inner])?;
+                expect_elems(f32_of(need(0)?)?, n)?;
+                expect_elems(f32_of(*out)?, n)?;
+            }
+            Op::LayerNorm { outer, size, .. } => {
+                no_more(3)?;
+                let n = prod(&[outer, size])?;
+                expect_elems(f32_of(need(0)?)?, n)?;
+                expect_elems(f32_of(*out)?, n)?;
+                for t in ins[1..3].iter().flatten() {
+                    expect_elems(f32_of(*t)?, size)?;
+                }
+            }
+            Op::InstanceNorm { n, c, spatial, .. } => {
+                no_more(3)?;
+                let e = prod(&[n, c, spatial])?;
+                expect_elems(f32_of(need(0)?)?, e)?;
+                expect_elems(f32_of(*out)?, e)?;
+                expect_elems(f32_of(need(1)?)?, c)?;
+                expect_elems(f32_of(need(2)?)?, c)?;
+            }
+            Op::ChannelAffine { outer, c, inner } => {
+                no_more(3)?;
+                let e = prod(&[outer, c, inner])?;
+                expect_elems(f32_of(need(0)?)?, e)?;
+                expect_elems(f32_of(*out)?, e)?;
+                expect_elems(f32_of(need(1)?)?, c)?;
+                expect_elems(f32_of(need(2)?)?, c)?;
+            }
+            Op::Reduce {
+                rank, dims, mask, ..
+            } => {
+                no_more(1)?;
+                expect_elems(f32_of(need(0)?)?, prod(&dims[..rank])?)?;
+                let mut o = 1usize;
+                for (k, &d) in dims[..rank].iter().enumerate() {
+                    if mask & (1 << k) == 0 {
+                        o = mul(o, d)?;
+                    }
+                }
+                expect_elems(f32_of(*out)?, o)?;
+            }
+            Op::ArgMax {
+                outer, axis, inner, ..
+            } => {
+                no_more(1)?;
+                expect_elems(f32_of(need(0)?)?, prod(&[outer, axis, inner])?)?;
+                if out.dtype != DType::I64 {
+                    return Err("argmax output must be int64");
+                }
+                if axis == 0 && outer > 0 && inner > 0 {
+                    return Err("argmax over an empty axis");
+                }
+                expect_elems(*out, prod(&[outer, inner])?)?;
+            }
+            Op::Gather { outer, axis, inner } => {
+                no_more(2)?;
+                let (d, i) = (need(0)?, need(1)?);
+                if i.dtype != DType::I64 {
+                    return Err("gather indices must be int64");
+                }
+                if d.dtype != out.dtype {
+                    return Err("gather output dtype differs from data");
+                }
+                expect_elems(d, prod(&[outer, axis, inner])?)?;
+                expect_elems(*out, prod(&[outer, i.elems, inner])?)?;
+            }
+            Op::GatherElements {
+                rank,
+                data_dims,
+                idx_dims,
+                axis,
+            } => {
+                no_more(2)?;
+                let (d, i) = (need(0)?, need(1)?);
+                if i.dtype != DType::I64 {
+                    return Err("gather indices must be int64");
+                }
+                if d.dtype != out.dtype {
+                    return Err("gather output dtype differs from data");
+                }
+                for k in 0..rank {
+                    if k != axis && idx_dims[k] > data_dims[k] {
+                        return Err("gather_elements index dims exceed data dims");
+                    }
+                }
+                expect_elems(d, prod(&data_dims[..rank])?)?;
+                expect_elems(i, prod(&idx_dims[..rank])?)?;
+                expect_elems(*out, prod(&idx_dims[..rank])?)?;
+            }
+            Op::Copy(c) => {
+                no_more(1)?;
+                let s = need(0)?;
+                if s.dtype.size() != out.dtype.size() {
+                    return Err("copy between dtypes of different sizes");
+                }
+                strided_check(
+                    &c.dims[..c.rank],
+                    c.src_off,
+                    &c.src_strides[..c.rank],
+                    s.elems,
+                )?;
+                strided_check(
+                    &c.dims[..c.rank],
+                    c.dst_off,
+                    &c.dst_strides[..c.rank],
+                    out.elems,
+                )?;
+            }
+            Op::Pad {
+                mode,
+                rank,
+                in_dims,
+                out_dims,
+                begin,
+                ..
+            } => {
+                no_more(1)?;
+                let x = need(0)?;
+                if x.dtype != out.dtype {
+                    return Err("pad output dtype differs from input");
+                }
+                for k in 0..rank {
+                    let (i, o, b) = (in_dims[k] as i64, out_dims[k] as i64, begin[k] as i64);
+                    let end = o - i - b;
+                    let padded = b != 0 || end != 0;
+                    match mode {
+                        PadMode::Reflect if padded && (i < 2 || b >= i || end >= i) => {
+                            return Err("reflect padding needs pads smaller than the axis")
+                        }
+                        PadMode::Edge if padded && i < 1 && o > 0 => {
+                            return Err("edge padding of an empty axis")
+                        }
+                        _ => {}
+                    }
+                    if o < 0 || b + i < 0 && o > 0 {
+                        return Err("pad crops more than the axis");
+                    }
+                }
+                expect_elems(x, prod(&in_dims[..rank])?)?;
+                expect_elems(*out, prod(&out_dims[..rank])?)?;
+            }
+            Op::Pool2d { g, .. } => {
+                no_more(1)?;
+                if g.kh == 0
+                    || g.kw == 0
+                    || g.stride_h == 0
+                    || g.stride_w == 0
+                    || g.dil_h == 0
+                    || g.dil_w == 0
+                {
+                    return Err("pool window, stride and dilation must be positive");
+                }
+                expect_elems(f32_of(need(0)?)?, prod(&[g.planes, g.h_in, g.w_in])?)?;
+                expect_elems(f32_of(*out)?, prod(&[g.planes, g.h_out, g.w_out])?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What validation needs to know about an operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Operand {
+    /// Element type.
+    pub dtype: DType,
+    /// Element count.
+    pub elems: usize,
+}
+
+fn bool_of(t: Operand) -> core::result::Result<Operand, &'static str> {
+    if t.dtype == DType::Bool {
+        Ok(t)
+    } else {
+        Err("operand must be bool")
+    }
+}
+
+fn mul(a: usize, b: usize) -> core::result::Result<usize, &'static str> {
+    a.checked_mul(b).ok_or(BAD_VALUE)
+}
+fn add(a: usize, b: usize) -> core::result::Result<usize, &'static str> {
+    a.checked_add(b).ok_or(BAD_VALUE)
+}
+fn prod(xs: &[usize]) -> core::result::Result<usize, &'static str> {
+    xs.iter().try_fold(1usize, |acc, &x| mul(acc, x))
+}
+fn expect_elems(t: Operand, n: usize) -> core::result::Result<(), &'static str> {
+    if t.elems != n {
+        return Err("operand element count does not match the step's geometry");
+    }
+    Ok(())
+}
+
+fn bcast_check<const N: usize>(
+    bc: &Bcast<N>,
+    ins: &[Operand],
+    out: Operand,
+) -> core::result::Result<(), &'static str> {
+    let total = prod(bc.dims())?;
+    expect_elems(out, total)?;
+    if total == 0 {
+        return Ok(());
+    }
+    for (i, t) in ins.iter().enumerate().take(N) {
+        let mut max = 0usize;
+        for (k, &d) in bc.dims().iter().enumerate() {
+            max = add(max, mul(d - 1, bc.strides[i][k])?)?;
+        }
+        if max >= t.elems {
+            return Err("broadcast strides reach past an operand");
+        }
+    }
+    Ok(())
+}
+
+fn strided_check(
+    dims: &[usize],
+    off: usize,
+    strides: &[isize],
+    len: usize,
+) -> core::result::Result<(), &'static str> {
+    if dims.contains(&0) {
+        return Ok(());
+    }
+    let mut lo = off as i128;
+    let mut hi = off as i128;
+    for (&d, &s) in dims.iter().zip(strides) {
+        let span = (d as i128 - 1) * s as i128;
+        if span < 0 {
+            lo += span;
+        } else {
+            hi += span;
+        }
+    }
+    if lo < 0 || hi >= len as i128 {
+        return Err("strided copy reaches outside its tensor");
+    }
+    Ok(())
+}
+
+/// Maps a step-validation failure to the public error.
+pub(crate) fn step_error(index: u32) -> impl Fn(&'static str) -> Error {
+    move |reason| Error::BadStep { index, reason }
+}

@@ -1,0 +1,92 @@
+//! The `std` convenience layer: memory-mapped files, aligned owned buffers, owned arenas.
+
+use crate::error::{Error, Result};
+use crate::exec::Session;
+use crate::format::DATA_ALIGN;
+use crate::model::Model;
+use std::path::Path;
+
+/// Bytes with 64-byte alignment, for models read into memory instead of mapped.
+#[derive(Debug, Clone)]
+pub struct AlignedBytes {
+    words: Vec<[u8; DATA_ALIGN]>,
+    len: usize,
+}
+
+/// A 64-byte block, the unit of [`AlignedBytes`].
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug)]
+struct _Block([u8; DATA_ALIGN]);
+
+impl AlignedBytes {
+    /// Copies `data` into a fresh 64-byte aligned buffer.
+    pub fn copy_from(data: &[u8]) -> Self {
+        let mut words = vec![[0u8; DATA_ALIGN]; data.len().div_ceil(DATA_ALIGN)];
+        for (w, c) in words.iter_mut().zip(data.chunks(DATA_ALIGN)) {
+            w[..c.len()].copy_from_slice(c);
+        }
+        AlignedBytes {
+            words,
+            len: data.len(),
+        }
+    }
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // `[u8; 64]` has alignment 1; alignment comes from the allocation, so re-check.
+        self.words.as_flattened().get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// A `.mote` file memory-mapped read-only. [`MappedModel::model`] validates on each call;
+/// keep the returned [`Model`] rather than calling it per inference.
+#[derive(Debug)]
+pub struct MappedModel {
+    map: memmap2::Mmap,
+}
+
+impl MappedModel {
+    /// Maps `path`. The file must not be modified while mapped.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|_| Error::Io {
+            what: "cannot open the model file",
+        })?;
+        // SAFETY: the map is read-only and private to this process; mote never writes through
+        // it. Another process truncating or rewriting the file while it is mapped is outside
+        // what any mmap user can defend against, and is documented on `open`.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|_| Error::Io {
+            what: "cannot map the model file",
+        })?;
+        Ok(MappedModel { map })
+    }
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+    /// Validates and borrows the model.
+    pub fn model(&self) -> Result<Model<'_>> {
+        Model::from_bytes(&self.map)
+    }
+}
+
+/// A session that owns its arena (allocated once, here).
+#[derive(Debug)]
+pub struct OwnedSession<'m> {
+    model: &'m Model<'m>,
+    arena: Vec<u8>,
+}
+
+impl<'m> OwnedSession<'m> {
+    /// Allocates `model.arena_size_min()` bytes once.
+    pub fn new(model: &'m Model<'m>) -> Result<Self> {
+        let arena = vec![0u8; model.arena_size_min()];
+        // Check up front that the arena is usable.
+        let mut s = OwnedSession { model, arena };
+        s.session()?;
+        Ok(s)
+    }
+    /// A session over the owned arena. Inputs written through one session are seen by the next
+    /// (the arena is not cleared).
+    pub fn session(&mut self) -> Result<Session<'m, '_>> {
+        Session::new(self.model, &mut self.arena)
+    }
+}

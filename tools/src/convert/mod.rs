@@ -1,0 +1,107 @@
+//! `mote convert`: ONNX -> lowered steps -> passes -> memory plan -> `.mote` bytes.
+
+pub mod ir;
+pub mod lower;
+pub mod onnx;
+pub mod passes;
+pub mod plan;
+pub mod write;
+
+use anyhow::{Context, Result};
+use mote::ops::Op;
+use std::path::Path;
+
+/// What a conversion produced, for reporting.
+#[derive(Debug)]
+pub struct Converted {
+    /// The `.mote` file.
+    pub bytes: Vec<u8>,
+    /// ONNX nodes in the source graph.
+    pub onnx_nodes: usize,
+    /// Steps in the converted model.
+    pub steps: usize,
+}
+
+/// Options for [`convert`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Target profile name (see `mote_targets::profile`).
+    pub target: String,
+    /// Run the fusion passes.
+    pub optimize: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            target: "generic".into(),
+            optimize: true,
+        }
+    }
+}
+
+/// Converts an ONNX file.
+pub fn convert(path: &Path, opts: &Options) -> Result<Converted> {
+    let profile = mote_targets::profile::find(&opts.target).with_context(|| {
+        let names: Vec<&str> = mote_targets::profile::PROFILES
+            .iter()
+            .map(|p| p.name)
+            .collect();
+        format!(
+            "unknown target {:?} (known: {})",
+            opts.target,
+            names.join(", ")
+        )
+    })?;
+    let proto = onnx::load_proto(path)?;
+    let onnx_nodes = proto.graph.as_ref().map(|g| g.node.len()).unwrap_or(0);
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut g = lower::lower_model(&proto, dir)?;
+    log::info!("lowered {onnx_nodes} ONNX nodes to {} steps", g.steps.len());
+    if opts.optimize {
+        passes::optimize(&mut g)?;
+        log::info!("{} steps after fusion", g.steps.len());
+    }
+    finalize_outputs(&mut g)?;
+    let plan = plan::plan(&g);
+    let bytes = write::write(&g, &plan, profile.layout)?;
+    Ok(Converted {
+        steps: g.steps.len(),
+        bytes,
+        onnx_nodes,
+    })
+}
+
+/// Graph outputs must be arena tensors of their own: copy out constants, graph inputs, and
+/// tensors that are also another output.
+fn finalize_outputs(g: &mut ir::Graph) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for k in 0..g.outputs.len() {
+        let t = g.outputs[k];
+        let r = g.root(t);
+        let needs_copy =
+            g.is_const(t) || g.inputs.iter().any(|&i| g.root(i) == r) || !seen.insert(r);
+        if needs_copy {
+            let te = g.tensors[t].clone();
+            let name = g.output_names.get(k).cloned().unwrap_or(te.name.clone());
+            let o = g.add(format!("{name}::out"), te.dtype, te.shape.clone());
+            let st: Vec<isize> = ir::strides_of(&te.shape)
+                .iter()
+                .map(|&s| s as isize)
+                .collect();
+            let op: Op = lower::make_copy(&te.shape, 0, &st, 0, &st)?;
+            g.steps.push(ir::StepDesc {
+                op,
+                inputs: [Some(t), None, None, None],
+                output: o,
+                origin: "output copy".into(),
+            });
+            g.outputs[k] = o;
+            seen.insert(o);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,415 @@
+//! Graph clean-up and fusion on lowered steps. Every rewrite here is exact up to fp32 rounding.
+
+use anyhow::Result;
+use mote::ops::Op;
+use mote::DType;
+use mote_targets::{Activation, BinaryOp, UnaryOp};
+use std::collections::HashMap;
+
+use super::ir::{Graph, StepDesc, TId};
+
+/// Runs every pass to a fixed point.
+pub fn optimize(g: &mut Graph) -> Result<()> {
+    fuse_gelu(g);
+    binary_to_affine(g)?;
+    loop {
+        let before = g.steps.len();
+        merge_affine_into_conv(g)?;
+        fuse_activation(g);
+        remove_dead(g);
+        if g.steps.len() == before {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Uses of each storage root: step indices that read it, and whether a graph output is on it.
+struct Uses {
+    readers: HashMap<TId, Vec<usize>>,
+    outputs: Vec<TId>,
+}
+
+impl Uses {
+    fn of(g: &Graph) -> Uses {
+        let mut readers: HashMap<TId, Vec<usize>> = HashMap::new();
+        for (i, s) in g.steps.iter().enumerate() {
+            for t in s.inputs.iter().flatten() {
+                readers.entry(g.root(*t)).or_default().push(i);
+            }
+        }
+        Uses {
+            readers,
+            outputs: g.outputs.iter().map(|&t| g.root(t)).collect(),
+        }
+    }
+    /// The single step reading `t` (and nothing else, no graph output, no view of it read
+    /// elsewhere), if any.
+    fn only_reader(&self, g: &Graph, t: TId) -> Option<usize> {
+        let r = g.root(t);
+        if self.outputs.contains(&r) {
+            return None;
+        }
+        match self.readers.get(&r).map(|v| v.as_slice()) {
+            Some([one]) => Some(*one),
+            _ => None,
+        }
+    }
+}
+
+fn producer(g: &Graph, t: TId) -> Option<usize> {
+    let r = g.root(t);
+    let mut found = None;
+    for (i, s) in g.steps.iter().enumerate() {
+        if g.root(s.output) == r {
+            if found.is_some() {
+                return None; // several writers (concat): not a simple producer
+            }
+            found = Some(i);
+        }
+    }
+    found
+}
+
+fn scalar(g: &Graph, t: TId) -> Option<f32> {
+    let te = &g.tensors[t];
+    if te.dtype != DType::F32 || te.elems() != 1 {
+        return None;
+    }
+    te.value.as_ref().and_then(|d| d.f32s().ok()).map(|v| v[0])
+}
+
+fn near(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-6 * b.abs().max(1.0)
+}
+
+/// Binary step with operands (x, y); returns the operand that is not the scalar constant `c`
+/// (for commutative ops either side).
+fn binary_with_scalar(g: &Graph, s: &StepDesc, op: BinaryOp, c: f32) -> Option<TId> {
+    let Op::Binary { op: o, .. } = s.op else {
+        return None;
+    };
+    if o != op {
+        return None;
+    }
+    let (x, y) = (s.inputs[0]?, s.inputs[1]?);
+    let same_shape = |t: TId| g.tensors[t].shape == g.tensors[s.output].shape;
+    if scalar(g, y).is_some_and(|v| near(v, c)) && same_shape(x) {
+        return Some(x);
+    }
+    let commutes = matches!(op, BinaryOp::Add | BinaryOp::Mul);
+    if commutes && scalar(g, x).is_some_and(|v| near(v, c)) && same_shape(y) {
+        return Some(y);
+    }
+    None
+}
+
+/// `x/√2 → Erf → +1 → ·x → ·½` (and the `x·(1/√2)`, `(½x)·(…)` variants) → one GELU step.
+fn fuse_gelu(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        if let Some((remove, x, out, at)) = match_gelu(g, i) {
+            let origin = g.steps[at].origin.clone();
+            g.steps[at] = StepDesc {
+                op: Op::Unary { op: UnaryOp::Gelu },
+                inputs: [Some(x), None, None, None],
+                output: out,
+                origin,
+            };
+            let mut remove = remove;
+            remove.sort_unstable();
+            for r in remove.into_iter().rev() {
+                g.steps.remove(r);
+            }
+            i = 0;
+            continue;
+        }
+        i += 1;
+    }
+}
+
+fn match_gelu(g: &Graph, e: usize) -> Option<(Vec<usize>, TId, TId, usize)> {
+    let se = &g.steps[e];
+    if se.op != (Op::Unary { op: UnaryOp::Erf }) {
+        return None;
+    }
+    let u = Uses::of(g);
+    let t1 = se.inputs[0]?;
+    let p1 = producer(g, t1)?;
+    if u.only_reader(g, t1)? != e {
+        return None;
+    }
+    let sp = &g.steps[p1];
+    let x = binary_with_scalar(g, sp, BinaryOp::Div, std::f32::consts::SQRT_2)
+        .or_else(|| binary_with_scalar(g, sp, BinaryOp::Mul, std::f32::consts::FRAC_1_SQRT_2))?;
+    let a = u.only_reader(g, se.output)?;
+    let sa = &g.steps[a];
+    if binary_with_scalar(g, sa, BinaryOp::Add, 1.0)? != se.output {
+        return None;
+    }
+    let m = u.only_reader(g, sa.output)?;
+    let sm = &g.steps[m];
+    let Op::Binary {
+        op: BinaryOp::Mul, ..
+    } = sm.op
+    else {
+        return None;
+    };
+    let other = if sm.inputs[0]? == sa.output {
+        sm.inputs[1]?
+    } else {
+        sm.inputs[0]?
+    };
+    if g.tensors[sm.output].shape != g.tensors[x].shape {
+        return None;
+    }
+    if g.root(other) == g.root(x) && other == x {
+        // (x · (1 + erf)) · ½
+        let m2 = u.only_reader(g, sm.output)?;
+        let s2 = &g.steps[m2];
+        if binary_with_scalar(g, s2, BinaryOp::Mul, 0.5)? != sm.output {
+            return None;
+        }
+        return Some((vec![p1, e, a, m], x, s2.output, m2));
+    }
+    // (½ · x) · (1 + erf)
+    let h = producer(g, other)?;
+    if u.only_reader(g, other)? != m || binary_with_scalar(g, &g.steps[h], BinaryOp::Mul, 0.5)? != x
+    {
+        return None;
+    }
+    Some((vec![p1, e, a, h], x, sm.output, m))
+}
+
+/// Binary ops with a scalar or per-channel constant become Unary Affine / ChannelAffine, which
+/// fold into convolutions and are cheaper to run.
+fn binary_to_affine(g: &mut Graph) -> Result<()> {
+    for i in 0..g.steps.len() {
+        let s = g.steps[i].clone();
+        let Op::Binary { op, .. } = s.op else {
+            continue;
+        };
+        let (Some(x), Some(y)) = (s.inputs[0], s.inputs[1]) else {
+            continue;
+        };
+        let out_shape = g.tensors[s.output].shape.clone();
+        if g.tensors[x].shape != out_shape {
+            continue;
+        }
+        if let Some(c) = scalar(g, y) {
+            let u = match op {
+                BinaryOp::Add => UnaryOp::Affine { k: 1.0, c },
+                BinaryOp::Sub => UnaryOp::Affine { k: 1.0, c: -c },
+                BinaryOp::Mul => UnaryOp::Affine { k: c, c: 0.0 },
+                _ => continue,
+            };
+            g.steps[i].op = Op::Unary { op: u };
+            g.steps[i].inputs = [Some(x), None, None, None];
+            continue;
+        }
+        // Per-channel constant on axis 1 of an [N, C, ...] tensor.
+        let Some(cv) = g.tensors[y]
+            .value
+            .as_ref()
+            .and_then(|d| d.f32s().ok())
+            .map(|v| v.to_vec())
+        else {
+            continue;
+        };
+        if out_shape.len() < 2 || !matches!(op, BinaryOp::Add | BinaryOp::Mul | BinaryOp::Sub) {
+            continue;
+        }
+        let ys = &g.tensors[y].shape;
+        let c = out_shape[1];
+        let mut padded = vec![1usize; out_shape.len() - ys.len().min(out_shape.len())];
+        padded.extend(ys.iter());
+        if padded.len() != out_shape.len()
+            || padded
+                .iter()
+                .enumerate()
+                .any(|(k, &d)| d != if k == 1 { c } else { 1 })
+        {
+            continue;
+        }
+        let (scale, bias): (Vec<f32>, Vec<f32>) = match op {
+            BinaryOp::Mul => (cv.clone(), vec![0.0; c]),
+            BinaryOp::Add => (vec![1.0; c], cv.clone()),
+            _ => (vec![1.0; c], cv.iter().map(|v| -v).collect()),
+        };
+        let st = g.const_f32(format!("{}::scale", s.origin), vec![c], &scale)?;
+        let bt = g.const_f32(format!("{}::bias", s.origin), vec![c], &bias)?;
+        g.steps[i].op = Op::ChannelAffine {
+            outer: out_shape[0],
+            c,
+            inner: out_shape[2..].iter().product(),
+        };
+        g.steps[i].inputs = [Some(x), Some(st), Some(bt), None];
+    }
+    Ok(())
+}
+
+/// `Conv → ChannelAffine` (BatchNorm, or a per-channel Mul/Add) folds into the conv's weights
+/// and bias when the conv output feeds nothing else.
+fn merge_affine_into_conv(g: &mut Graph) -> Result<()> {
+    let mut i = 0;
+    while i < g.steps.len() {
+        let s = g.steps[i].clone();
+        let Op::ChannelAffine { outer, c, .. } = s.op else {
+            i += 1;
+            continue;
+        };
+        let (Some(x), Some(sc), Some(bi)) = (s.inputs[0], s.inputs[1], s.inputs[2]) else {
+            i += 1;
+            continue;
+        };
+        let u = Uses::of(g);
+        let folded = (|| -> Option<usize> {
+            let p = producer(g, x)?;
+            if u.only_reader(g, x)? != i {
+                return None;
+            }
+            let sp = &g.steps[p];
+            let Op::Conv2d {
+                g: geom,
+                act: Activation::None,
+            } = sp.op
+            else {
+                return None;
+            };
+            if geom.c_out != c || geom.n != outer || g.tensors[x].shape != g.tensors[s.output].shape
+            {
+                return None;
+            }
+            let w = sp.inputs[1]?;
+            g.tensors[w].value.as_ref()?;
+            if let Some(b) = sp.inputs[2] {
+                g.tensors[b].value.as_ref()?;
+            }
+            g.tensors[sc].value.as_ref()?;
+            g.tensors[bi].value.as_ref()?;
+            Some(p)
+        })();
+        let Some(p) = folded else {
+            i += 1;
+            continue;
+        };
+        let scale = g.tensors[sc]
+            .value
+            .as_ref()
+            .map(|d| d.f32s().map(|v| v.to_vec()))
+            .transpose()?
+            .unwrap_or_default();
+        let shift = g.tensors[bi]
+            .value
+            .as_ref()
+            .map(|d| d.f32s().map(|v| v.to_vec()))
+            .transpose()?
+            .unwrap_or_default();
+        let sp = g.steps[p].clone();
+        let w = sp.inputs[1].unwrap_or(0);
+        let wv = g.tensors[w]
+            .value
+            .as_ref()
+            .map(|d| d.f32s().map(|v| v.to_vec()))
+            .transpose()?
+            .unwrap_or_default();
+        let per = wv.len() / c;
+        let nw: Vec<f32> = wv
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| v * scale[k / per])
+            .collect();
+        let old_b: Vec<f32> = match sp.inputs[2] {
+            Some(b) => g.tensors[b]
+                .value
+                .as_ref()
+                .map(|d| d.f32s().map(|v| v.to_vec()))
+                .transpose()?
+                .unwrap_or_default(),
+            None => vec![0.0; c],
+        };
+        let nb: Vec<f32> = (0..c).map(|k| old_b[k] * scale[k] + shift[k]).collect();
+        let wshape = g.tensors[w].shape.clone();
+        let wt = g.const_f32(format!("{}::w_folded", sp.origin), wshape, &nw)?;
+        let bt = g.const_f32(format!("{}::b_folded", sp.origin), vec![c], &nb)?;
+        g.steps[p].inputs[1] = Some(wt);
+        g.steps[p].inputs[2] = Some(bt);
+        g.steps[p].output = s.output;
+        g.steps.remove(i);
+    }
+    Ok(())
+}
+
+/// `Conv/MatMul → Relu/Clip/Sigmoid/GELU` becomes the producer's epilogue.
+fn fuse_activation(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        let s = g.steps[i].clone();
+        let act = match s.op {
+            Op::Unary { op: UnaryOp::Relu } => Activation::Relu,
+            Op::Unary {
+                op: UnaryOp::Clip { lo, hi },
+            } => Activation::Clip { lo, hi },
+            Op::Unary {
+                op: UnaryOp::Sigmoid,
+            } => Activation::Sigmoid,
+            Op::Unary { op: UnaryOp::Gelu } => Activation::Gelu,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let Some(x) = s.inputs[0] else {
+            i += 1;
+            continue;
+        };
+        let u = Uses::of(g);
+        let p = producer(g, x).filter(|_| u.only_reader(g, x) == Some(i));
+        let ok = p.is_some_and(|p| {
+            matches!(
+                g.steps[p].op,
+                Op::Conv2d {
+                    act: Activation::None,
+                    ..
+                }
+            ) || matches!(g.steps[p].op, Op::MatMul(m) if m.act == Activation::None)
+        });
+        if let (true, Some(p)) = (ok, p) {
+            match &mut g.steps[p].op {
+                Op::Conv2d { act: a, .. } => *a = act,
+                Op::MatMul(m) => m.act = act,
+                _ => {}
+            }
+            // The producer now writes the activation's output (same shape: views are fine).
+            let out = s.output;
+            if g.tensors[out].elems() == g.tensors[x].elems() {
+                let prod_out = g.steps[p].output;
+                if g.tensors[prod_out].shape == g.tensors[out].shape {
+                    g.steps[p].output = out;
+                } else {
+                    // Keep the producer's shape, make the activation's output a view of it.
+                    g.tensors[out].alias_of = Some(g.root(prod_out));
+                }
+                g.steps.remove(i);
+                continue;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Drops steps whose results nothing reads.
+fn remove_dead(g: &mut Graph) {
+    let mut live: std::collections::HashSet<TId> = g.outputs.iter().map(|&t| g.root(t)).collect();
+    let mut keep = vec![false; g.steps.len()];
+    for i in (0..g.steps.len()).rev() {
+        if live.contains(&g.root(g.steps[i].output)) {
+            keep[i] = true;
+            for t in g.steps[i].inputs.iter().flatten() {
+                live.insert(g.root(*t));
+            }
+        }
+    }
+    let mut k = keep.iter();
+    g.steps.retain(|_| *k.next().unwrap_or(&true));
+}
