@@ -102,6 +102,7 @@ impl<'m, 'a> Session<'m, 'a> {
         let split = ArenaSplit::new(self.arena);
         for i in 0..model.step_count() {
             let step = model.step(i)?;
+            log::trace!("step {i}: {} -> tensor {}", step.op.name(), step.output);
             let err = |reason| Error::BadStep {
                 index: i as u32,
                 reason,

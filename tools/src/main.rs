@@ -81,7 +81,11 @@ fn main() {
     let cli = Cli::parse();
     if cli.verbose {
         let _ = log::set_logger(&LOGGER);
-        log::set_max_level(log::LevelFilter::Debug);
+        log::set_max_level(if std::env::var_os("MOTE_TRACE").is_some() {
+            log::LevelFilter::Trace
+        } else {
+            log::LevelFilter::Debug
+        });
     }
     if let Err(e) = dispatch(cli.cmd) {
         eprintln!("error: {e:#}");
@@ -129,7 +133,9 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             output_dir,
             top,
         } => run(&model, &inputs, output, output_dir, top),
-        Cmd::Inspect { model, json } => inspect(&model, json),
+        Cmd::Inspect { model, json } => {
+            inspect(&model, json, log::max_level() >= log::LevelFilter::Debug)
+        }
     }
 }
 
@@ -277,7 +283,7 @@ fn json_str(s: &str) -> String {
     o
 }
 
-fn inspect(path: &Path, json: bool) -> Result<()> {
+fn inspect(path: &Path, json: bool, detail: bool) -> Result<()> {
     let mapped = open(path)?;
     let m = mapped
         .model()
@@ -373,6 +379,9 @@ fn inspect(path: &Path, json: bool) -> Result<()> {
     );
     for (i, (o, n, s)) in steps.iter().enumerate() {
         println!("    {i:4} {o:<16} -> {n} {}", shape_str(s));
+        if detail {
+            println!("         {:?}", m.step(i)?);
+        }
     }
     Ok(())
 }

@@ -1373,9 +1373,7 @@ impl Lowerer {
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect();
-        if eq.contains("...") {
-            bail!("Einsum with ellipsis is not supported");
-        }
+        let eq = self.expand_ellipsis(node, &eq)?;
         let (lhs, rhs) = match eq.split_once("->") {
             Some((l, r)) => (l.to_string(), r.to_string()),
             None => {
@@ -1585,6 +1583,61 @@ impl Lowerer {
         let o = self.transpose(node, mm, &perm, Some(0))?;
         self.names.insert(final_name, o);
         Ok(())
+    }
+
+    /// Rewrites `...` in an Einsum equation into explicit fresh indices (right-aligned, so
+    /// operands with fewer ellipsis dims broadcast as numpy does).
+    fn expand_ellipsis(&self, node: &pb::NodeProto, eq: &str) -> Result<String> {
+        if !eq.contains("...") {
+            return Ok(eq.to_string());
+        }
+        let (lhs, rhs) = match eq.split_once("->") {
+            Some((l, r)) => (l, Some(r)),
+            None => (eq, None),
+        };
+        let fresh: Vec<char> = ('\u{3b1}'..='\u{3c9}')
+            .filter(|c| !eq.contains(*c))
+            .collect();
+        let mut terms = vec![];
+        let mut max_e = 0usize;
+        for (i, t) in lhs.split(',').enumerate() {
+            let rank = self.shape(self.inp(node, i)?).len();
+            let letters = t.replace("...", "").chars().count();
+            let e = if t.contains("...") {
+                rank.checked_sub(letters).ok_or_else(|| {
+                    anyhow!("Einsum term {t:?} has more indices than its operand's rank {rank}")
+                })?
+            } else {
+                0
+            };
+            max_e = max_e.max(e);
+            terms.push((t.to_string(), e));
+        }
+        if max_e > fresh.len() {
+            bail!("Einsum ellipsis covers too many dims");
+        }
+        let ell = |e: usize| -> String { fresh[max_e - e..max_e].iter().collect() };
+        let new_lhs: Vec<String> = terms
+            .iter()
+            .map(|(t, e)| t.replace("...", &ell(*e)))
+            .collect();
+        let new_rhs = match rhs {
+            Some(r) => r.replace("...", &ell(max_e)),
+            None => {
+                let mut counts: HashMap<char, usize> = HashMap::new();
+                for c in lhs.replace("...", "").chars().filter(|c| c.is_alphabetic()) {
+                    *counts.entry(c).or_default() += 1;
+                }
+                let mut r: Vec<char> = counts
+                    .into_iter()
+                    .filter(|&(_, n)| n == 1)
+                    .map(|(c, _)| c)
+                    .collect();
+                r.sort();
+                ell(max_e) + &r.into_iter().collect::<String>()
+            }
+        };
+        Ok(format!("{}->{}", new_lhs.join(","), new_rhs))
     }
 
     /// Reduces `x` over `axes`; `out_index` names the output (`usize::MAX` = temporary).

@@ -163,11 +163,27 @@ fn match_gelu(g: &Graph, e: usize) -> Option<(Vec<usize>, TId, TId, usize)> {
     if g.tensors[sm.output].shape != g.tensors[x].shape {
         return None;
     }
-    if g.root(other) == g.root(x) && other == x {
-        // (x · (1 + erf)) · ½
+    if other == x || scalar(g, other).is_some_and(|v| near(v, 0.5)) {
+        // ((1 + erf) · x) · ½  or  ((1 + erf) · ½) · x
         let m2 = u.only_reader(g, sm.output)?;
         let s2 = &g.steps[m2];
-        if binary_with_scalar(g, s2, BinaryOp::Mul, 0.5)? != sm.output {
+        let Op::Binary {
+            op: BinaryOp::Mul, ..
+        } = s2.op
+        else {
+            return None;
+        };
+        let last = if s2.inputs[0]? == sm.output {
+            s2.inputs[1]?
+        } else {
+            s2.inputs[0]?
+        };
+        let ok = if other == x {
+            scalar(g, last).is_some_and(|v| near(v, 0.5))
+        } else {
+            last == x
+        };
+        if !ok || g.tensors[s2.output].shape != g.tensors[x].shape {
             return None;
         }
         return Some((vec![p1, e, a, m], x, s2.output, m2));
