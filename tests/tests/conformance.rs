@@ -1,0 +1,134 @@
+//! The conformance fixtures in `../shared/fixtures` (when that folder exists) convert, run and
+//! match their stored onnxruntime outputs within 1e-4 × max(1, max|ref|).
+
+use mote::{Model, OwnedSession};
+use mote_tests::{compare, convert_file, run_model, shared_fixtures};
+use mote_tools::npy::{self, Array};
+
+const TOL: f64 = 1e-4;
+
+fn fixtures() -> Option<std::path::PathBuf> {
+    let d = shared_fixtures();
+    if d.is_none() {
+        println!("../shared/fixtures is not present: conformance fixtures skipped");
+    }
+    d
+}
+
+fn one_shot(name: &str) {
+    let Some(dir) = fixtures() else { return };
+    let bytes = convert_file(&dir.join(format!("{name}.onnx"))).expect("convert");
+    let model = Model::from_bytes(bytes.as_slice()).expect("valid .mote");
+    let input = npy::read(&dir.join(format!("{name}.input.npy"))).expect("input");
+    let want = npy::read(&dir.join(format!("{name}.output.npy"))).expect("output");
+    let got = run_model(&model, &[input]).expect("run");
+    let d = compare(&got[0], &want, TOL).unwrap_or_else(|e| panic!("{name}: {e}"));
+    println!(
+        "{name}: max abs diff {d:.3e}, arena {} bytes, weights {} bytes, {} steps",
+        model.arena_size(),
+        model.weights_size(),
+        model.step_count()
+    );
+}
+
+#[test]
+fn emov2_1m() {
+    one_shot("emov2_1m");
+}
+
+#[test]
+fn spartan_t() {
+    one_shot("spartan_t");
+}
+
+#[test]
+fn ecoformer_pvtv2_b0() {
+    one_shot("ecoformer_pvtv2_b0");
+}
+
+#[test]
+fn lmuformer_seq_tdconv() {
+    one_shot("lmuformer_seq_tdconv");
+}
+
+/// Slice `t` of the leading axis of a stacked float32 array.
+fn row(a: &Array, t: usize) -> Vec<u8> {
+    let per = a.data.len() / a.shape[0];
+    a.data[t * per..(t + 1) * per].to_vec()
+}
+
+/// Streams all 133 calls, feeding every `<state>_out` back as `<state>_in`, and checks the
+/// logits of every call.
+fn streaming(name: &str) {
+    let Some(dir) = fixtures() else { return };
+    let bytes = convert_file(&dir.join(format!("{name}.onnx"))).expect("convert");
+    let model = Model::from_bytes(bytes.as_slice()).expect("valid .mote");
+    let xs = npy::read(&dir.join(format!("{name}.input.npy"))).expect("input");
+    let valid = npy::read(&dir.join(format!("{name}.valid.npy"))).expect("valid");
+    let want = npy::read(&dir.join(format!("{name}.output.npy"))).expect("output");
+    let calls = xs.shape[0];
+    assert_eq!(calls, 133);
+    let x_in = model.input_index("x_t").expect("x_t");
+    let v_in = model.input_index("valid").expect("valid");
+    let logits = model.output_index("logits").expect("logits");
+    // (input index, output index) of every state pair.
+    let mut pairs = vec![];
+    for i in 0..model.input_count() {
+        let n = model.input(i).unwrap().name;
+        if let Some(base) = n.strip_suffix("_in") {
+            pairs.push((
+                i,
+                model
+                    .output_index(&format!("{base}_out"))
+                    .expect("state output"),
+            ));
+        }
+    }
+    assert!(!pairs.is_empty());
+    let mut owned = OwnedSession::new(&model).unwrap();
+    let mut s = owned.session().unwrap();
+    for &(i, _) in &pairs {
+        s.input_bytes_mut(i).unwrap().fill(0);
+    }
+    let mut worst = 0.0f64;
+    for t in 0..calls {
+        s.input_bytes_mut(x_in)
+            .unwrap()
+            .copy_from_slice(&row(&xs, t));
+        s.input_bytes_mut(v_in)
+            .unwrap()
+            .copy_from_slice(&row(&valid, t));
+        s.run().unwrap();
+        let got = Array {
+            dtype: mote::DType::F32,
+            shape: vec![1, 35],
+            data: s.output_bytes(logits).unwrap().to_vec(),
+        };
+        let w = Array {
+            dtype: mote::DType::F32,
+            shape: vec![1, 35],
+            data: row(&want, t),
+        };
+        worst =
+            worst.max(compare(&got, &w, TOL).unwrap_or_else(|e| panic!("{name} call {t}: {e}")));
+        for &(i, o) in &pairs {
+            let v = s.output_bytes(o).unwrap().to_vec();
+            s.input_bytes_mut(i).unwrap().copy_from_slice(&v);
+        }
+    }
+    println!(
+        "{name}: 133 calls, worst logits diff {worst:.3e}, arena {} bytes, weights {} bytes",
+        model.arena_size(),
+        model.weights_size()
+    );
+}
+
+#[test]
+fn lmuformer_step_streams_133_calls() {
+    streaming("lmuformer_step");
+}
+
+#[test]
+fn lmuformer_spiking_step_streams_133_calls() {
+    streaming("lmuformer_spiking_step");
+}
