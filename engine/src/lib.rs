@@ -3,7 +3,7 @@
 //! The core is `#![no_std]` without `alloc`: [`Model::from_bytes`] validates a byte buffer (an
 //! mmap, flash, or any 16-byte aligned slice) and borrows the weights straight out of it;
 //! [`Session`] executes the step list on an arena of [`Model::arena_size_min`] bytes and never
-//! allocates. The `std` feature adds [`Model::open`]-style helpers in [`std_io`]: memory-mapping
+//! allocates. The `std` feature adds [`MappedModel::open`] and the other helpers in [`std_io`]: memory-mapping
 //! a file and owning an arena.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]

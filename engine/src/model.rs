@@ -83,7 +83,7 @@ impl<'a> Model<'a> {
     /// (mmap and [`crate::AlignedBytes`] are).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Model<'a>> {
         let header = Header::parse(bytes)?;
-        if (bytes.as_ptr() as usize) % BUFFER_ALIGN != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(BUFFER_ALIGN) {
             return Err(Error::Misaligned {
                 what: "model buffer",
                 required: BUFFER_ALIGN,
@@ -155,7 +155,7 @@ impl<'a> Model<'a> {
                 ));
             }
         }
-        let mut get = |k: u32| -> Result<&'a [u8]> {
+        let get = |k: u32| -> Result<&'a [u8]> {
             let (s, e) =
                 found[k as usize].ok_or_else(|| sec_err(k, "required section is missing"))?;
             bytes

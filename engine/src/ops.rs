@@ -3,7 +3,7 @@
 //! format: new ops are appended, existing encodings never change.
 #![forbid(unsafe_code)]
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::format::{le_u32, DType, MAX_RANK};
 use mote_targets::{
     Activation, BinaryOp, CompareOp, Conv2dGeom, PadMode, Pool2dGeom, PoolKind, ReduceOp, UnaryOp,

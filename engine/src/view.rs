@@ -87,7 +87,7 @@ impl<'s> ArenaSplit<'s> {
     /// # Safety
     /// No live `&mut` view returned by [`Self::output`] may overlap `r` while the result lives.
     pub unsafe fn input(&self, r: Region) -> Option<&'s [u8]> {
-        if !r.offset.checked_add(r.len).is_some_and(|e| e <= self.len) {
+        if r.offset.checked_add(r.len).is_none_or(|e| e > self.len) {
             return None;
         }
         // SAFETY: in bounds (checked above); the caller guarantees no overlapping mutable view.
@@ -99,7 +99,7 @@ impl<'s> ArenaSplit<'s> {
     /// # Safety
     /// No other live view (input or output) may overlap `r` while the result lives.
     pub unsafe fn output(&self, r: Region) -> Option<&'s mut [u8]> {
-        if !r.offset.checked_add(r.len).is_some_and(|e| e <= self.len) {
+        if r.offset.checked_add(r.len).is_none_or(|e| e > self.len) {
             return None;
         }
         // SAFETY: in bounds (checked above); the caller guarantees exclusivity.

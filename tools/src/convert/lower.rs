@@ -86,6 +86,9 @@ pub fn lower_model(proto: &pb::ModelProto, model_dir: &Path) -> Result<Graph> {
     Ok(l.finish())
 }
 
+/// Output sizes, strides, dilations and leading pads of a windowed op, per spatial axis.
+type Spatial = (Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>);
+
 struct Lowerer {
     g: Graph,
     names: HashMap<String, TId>,
@@ -1012,12 +1015,7 @@ impl Lowerer {
     }
 
     /// Spatial attributes of Conv and pooling: (kernel, strides, dilations, pads_begin, pads_end).
-    fn spatial(
-        &self,
-        a: &Attrs<'_>,
-        in_sp: &[usize],
-        kernel: &[usize],
-    ) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>)> {
+    fn spatial(&self, a: &Attrs<'_>, in_sp: &[usize], kernel: &[usize]) -> Result<Spatial> {
         let r = in_sp.len();
         let strides: Vec<usize> = a
             .ints("strides")

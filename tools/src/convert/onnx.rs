@@ -67,6 +67,7 @@ pub fn load_tensor(t: &pb::TensorProto, model_dir: &Path) -> Result<(DType, Vec<
 }
 
 /// A node's attributes, by name.
+#[derive(Debug)]
 pub struct Attrs<'a> {
     node: &'a pb::NodeProto,
 }

@@ -19,7 +19,7 @@ pub struct Plan {
 pub fn plan(g: &Graph) -> Plan {
     let n = g.steps.len();
     let mut life: HashMap<TId, (usize, usize)> = HashMap::new();
-    let mut touch = |t: TId, at: usize, life: &mut HashMap<TId, (usize, usize)>| {
+    let touch = |t: TId, at: usize, life: &mut HashMap<TId, (usize, usize)>| {
         let e = life.entry(t).or_insert((at, at));
         e.0 = e.0.min(at);
         e.1 = e.1.max(at);

@@ -16,7 +16,7 @@ pub fn write(g: &Graph, plan: &Plan, layout: u32) -> Result<Vec<u8>> {
     // Tensor table: every tensor a step or the IO table names, in first-use order.
     let mut ids: HashMap<TId, u32> = HashMap::new();
     let mut order: Vec<TId> = vec![];
-    let mut want = |t: TId, ids: &mut HashMap<TId, u32>, order: &mut Vec<TId>| -> u32 {
+    let want = |t: TId, ids: &mut HashMap<TId, u32>, order: &mut Vec<TId>| -> u32 {
         *ids.entry(t).or_insert_with(|| {
             order.push(t);
             (order.len() - 1) as u32

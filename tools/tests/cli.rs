@@ -1,0 +1,186 @@
+//! The `mote` command line: the contract scripts rely on, and its error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn mote() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mote"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mote-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn demo_mote(tag: &str) -> PathBuf {
+    let out = tmp(&format!("demo-{tag}.mote"));
+    let o = mote()
+        .args(["convert"])
+        .arg(root().join("models/demo/demo.onnx"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+#[test]
+fn convert_run_inspect_round_trip() {
+    let m = demo_mote("roundtrip");
+    let out = tmp("logits.npy");
+    let o = mote()
+        .arg("run")
+        .arg(&m)
+        .arg("-i")
+        .arg(root().join("models/demo/demo.input.npy"))
+        .arg("-o")
+        .arg(&out)
+        .args(["--top", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = mote_tools::npy::read(&out).unwrap();
+    let want = mote_tools::npy::read(&root().join("models/demo/demo.output.npy")).unwrap();
+    assert_eq!(got.shape, want.shape);
+    let f = |a: &mote_tools::npy::Array| -> Vec<f32> {
+        a.data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    for (a, b) in f(&got).iter().zip(f(&want)) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("#1 class"), "{stdout}");
+
+    let dir = tmp("outs");
+    let o = mote()
+        .arg("run")
+        .arg(&m)
+        .arg("-i")
+        .arg(format!(
+            "image={}",
+            root().join("models/demo/demo.input.npy").display()
+        ))
+        .arg("--output-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.join("logits.npy").exists());
+
+    let o = mote()
+        .arg("inspect")
+        .arg(&m)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let j = String::from_utf8_lossy(&o.stdout);
+    for key in [
+        "\"format_version\":\"1.0\"",
+        "\"arena_bytes\"",
+        "\"weights_bytes\"",
+        "\"name\":\"image\"",
+        "\"shape\":[1,3,96,96]",
+    ] {
+        assert!(j.contains(key), "missing {key} in {j}");
+    }
+}
+
+#[test]
+fn wrong_input_shape_is_a_clear_error() {
+    let m = demo_mote("shape");
+    let bad = tmp("bad.npy");
+    let a = mote_tools::npy::Array {
+        dtype: mote::DType::F32,
+        shape: vec![1, 3, 32, 32],
+        data: vec![0; 4 * 3 * 32 * 32],
+    };
+    mote_tools::npy::write(&bad, &a).unwrap();
+    let o = mote()
+        .arg("run")
+        .arg(&m)
+        .arg("-i")
+        .arg(&bad)
+        .arg("-o")
+        .arg(tmp("x.npy"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("shape [1, 3, 32, 32]") && e.contains("[1, 3, 96, 96]"),
+        "{e}"
+    );
+
+    let a = mote_tools::npy::Array {
+        dtype: mote::DType::I64,
+        shape: vec![1, 3, 96, 96],
+        data: vec![0; 8 * 3 * 96 * 96],
+    };
+    mote_tools::npy::write(&bad, &a).unwrap();
+    let o = mote()
+        .arg("run")
+        .arg(&m)
+        .arg("-i")
+        .arg(&bad)
+        .arg("-o")
+        .arg(tmp("x.npy"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("dtype int64"));
+}
+
+#[test]
+fn unsupported_operator_names_op_and_node() {
+    // An op mote does not know: rename the op type in a fixture's protobuf (same length, so
+    // the encoding stays valid). The op type is the last "Relu" in the file (graph name first).
+    let src = std::fs::read(root().join("tests/fixtures/ops/relu/model.onnx")).unwrap();
+    let pos = src
+        .windows(4)
+        .rposition(|w| w == b"Relu")
+        .expect("Relu in the protobuf");
+    let mut bad = src.clone();
+    bad[pos..pos + 4].copy_from_slice(b"Rxlu");
+    let p = tmp("unsupported.onnx");
+    std::fs::write(&p, bad).unwrap();
+    let o = mote()
+        .arg("convert")
+        .arg(&p)
+        .arg("-o")
+        .arg(tmp("u.mote"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("Rxlu") && e.contains("not supported") && e.contains("node"),
+        "{e}"
+    );
+    assert!(e.contains("[1, "), "input shapes missing: {e}");
+}
+
+#[test]
+fn corrupt_file_is_reported_not_crashed() {
+    let m = demo_mote("corrupt");
+    let mut b = std::fs::read(&m).unwrap();
+    let n = b.len();
+    b[n / 2] ^= 0x55;
+    let p = tmp("corrupt.mote");
+    std::fs::write(&p, &b).unwrap();
+    let o = mote().arg("inspect").arg(&p).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("checksum"));
+}
