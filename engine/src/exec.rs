@@ -108,6 +108,9 @@ impl<'m, 'a> Session<'m, 'a> {
                 reason,
             };
             let out_t = model.tensor(step.output)?;
+            if out_t.byte_len == 0 {
+                continue; // nothing to compute, however large the other loop bounds are
+            }
             let mut ins: [Option<(DType, &[u8])>; 4] = [None; 4];
             for (slot, id) in ins.iter_mut().zip(step.inputs) {
                 if let Some(id) = id {

@@ -195,8 +195,9 @@ pub enum Op {
         /// Function.
         op: UnaryOp,
     },
-    /// in: x -> output dtype, same element count (float -> int truncates toward zero,
-    /// saturating; anything -> bool is `!= 0`).
+    /// in: x -> output dtype, same element count (float -> int truncates toward zero; values
+    /// outside the target range, which ONNX leaves undefined, give a deterministic but
+    /// unspecified result; anything -> bool is `!= 0`).
     Cast,
     /// in: x f32 `[outer, axis, inner]`.
     Softmax {
@@ -1063,6 +1064,8 @@ impl Op {
                 {
                     return Err("conv kernel, stride and dilation must be positive");
                 }
+                window_fits(g.h_out, g.stride_h, g.kh, g.dil_h)?;
+                window_fits(g.w_out, g.stride_w, g.kw, g.dil_w)?;
                 // The kernel treats every input position outside the image as zero padding,
                 // so only the element counts need to agree.
                 expect_elems(x, prod(&[g.n, g.c_in, g.h_in, g.w_in])?)?;
@@ -1186,6 +1189,7 @@ impl Op {
             } => {
                 no_more(1)?;
                 expect_elems(f32_of(need(0)?)?, prod(&dims[..rank])?)?;
+                strides_fit(&dims[..rank])?;
                 let mut o = 1usize;
                 for (k, &d) in dims[..rank].iter().enumerate() {
                     if mask & (1 << k) == 0 {
@@ -1248,6 +1252,12 @@ impl Op {
                 if s.dtype.size() != out.dtype.size() {
                     return Err("copy between dtypes of different sizes");
                 }
+                // Every iteration writes one output element; a legitimate copy writes each at
+                // most once. This bounds the work (zero strides would otherwise allow 2^256
+                // iterations) and keeps the kernel's merged dims from overflowing.
+                if prod(&c.dims[..c.rank])? > out.elems {
+                    return Err("copy iterates over more elements than its output holds");
+                }
                 strided_check(
                     &c.dims[..c.rank],
                     c.src_off,
@@ -1290,8 +1300,14 @@ impl Op {
                     if o < 0 || b + i < 0 && o > 0 {
                         return Err("pad crops more than the axis");
                     }
+                    // The kernel copies the input span of each row starting at output column
+                    // `min(begin, out)`, i.e. at input column `min(begin, out) - begin`.
+                    if b > o {
+                        return Err("leading pad is longer than the output axis");
+                    }
                 }
                 expect_elems(x, prod(&in_dims[..rank])?)?;
+                strides_fit(&in_dims[..rank])?;
                 expect_elems(*out, prod(&out_dims[..rank])?)?;
             }
             Op::Pool2d { g, .. } => {
@@ -1305,6 +1321,8 @@ impl Op {
                 {
                     return Err("pool window, stride and dilation must be positive");
                 }
+                window_fits(g.h_out, g.stride_h, g.kh, g.dil_h)?;
+                window_fits(g.w_out, g.stride_w, g.kw, g.dil_w)?;
                 expect_elems(f32_of(need(0)?)?, prod(&[g.planes, g.h_in, g.w_in])?)?;
                 expect_elems(f32_of(*out)?, prod(&[g.planes, g.h_out, g.w_out])?)?;
             }
@@ -1338,6 +1356,32 @@ fn add(a: usize, b: usize) -> core::result::Result<usize, &'static str> {
 }
 fn prod(xs: &[usize]) -> core::result::Result<usize, &'static str> {
     xs.iter().try_fold(1usize, |acc, &x| mul(acc, x))
+}
+/// Kernels compute row-major strides of `dims` as suffix products. A zero dim makes the element
+/// count 0 (so `prod` cannot overflow) without bounding the other dims: require the product of
+/// the nonzero dims to fit as well.
+fn strides_fit(dims: &[usize]) -> core::result::Result<(), &'static str> {
+    dims.iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| mul(acc, d))
+        .map(|_| ())
+}
+/// The conv and pool kernels compute `o * stride + k * dil` (then subtract the padding, as
+/// `isize`) for every output position `o` and window tap `k`: the largest value must fit.
+fn window_fits(
+    n_out: usize,
+    stride: usize,
+    k: usize,
+    dil: usize,
+) -> core::result::Result<(), &'static str> {
+    let reach = add(
+        mul(n_out.saturating_sub(1), stride)?,
+        mul(k.saturating_sub(1), dil)?,
+    )?;
+    if reach > isize::MAX as usize {
+        return Err(BAD_VALUE);
+    }
+    Ok(())
 }
 fn expect_elems(t: Operand, n: usize) -> core::result::Result<(), &'static str> {
     if t.elems != n {

@@ -2,29 +2,22 @@
 
 use crate::error::{Error, Result};
 use crate::exec::Session;
-use crate::format::DATA_ALIGN;
 use crate::model::Model;
 use std::path::Path;
 
-/// Bytes with 64-byte alignment, for models read into memory instead of mapped.
+/// Bytes with 16-byte alignment (what [`Model::from_bytes`] needs), for models read into
+/// memory instead of mapped.
 #[derive(Debug, Clone)]
 pub struct AlignedBytes {
-    words: Vec<[u8; DATA_ALIGN]>,
+    words: Vec<u128>,
     len: usize,
 }
 
-/// A 64-byte block, the unit of [`AlignedBytes`].
-#[repr(C, align(64))]
-#[derive(Clone, Copy, Debug)]
-struct _Block([u8; DATA_ALIGN]);
-
 impl AlignedBytes {
-    /// Copies `data` into a fresh 64-byte aligned buffer.
+    /// Copies `data` into a fresh 16-byte aligned buffer.
     pub fn copy_from(data: &[u8]) -> Self {
-        let mut words = vec![[0u8; DATA_ALIGN]; data.len().div_ceil(DATA_ALIGN)];
-        for (w, c) in words.iter_mut().zip(data.chunks(DATA_ALIGN)) {
-            w[..c.len()].copy_from_slice(c);
-        }
+        let mut words = vec![0u128; data.len().div_ceil(16)];
+        crate::view::bytes_of_mut(&mut words)[..data.len()].copy_from_slice(data);
         AlignedBytes {
             words,
             len: data.len(),
@@ -32,8 +25,9 @@ impl AlignedBytes {
     }
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
-        // `[u8; 64]` has alignment 1; alignment comes from the allocation, so re-check.
-        self.words.as_flattened().get(..self.len).unwrap_or(&[])
+        crate::view::bytes_of(&self.words)
+            .get(..self.len)
+            .unwrap_or(&[])
     }
 }
 

@@ -14,6 +14,8 @@ unsafe impl Elem for i64 {}
 // SAFETY: as above.
 unsafe impl Elem for u64 {}
 // SAFETY: as above.
+unsafe impl Elem for u128 {}
+// SAFETY: as above.
 unsafe impl Elem for i32 {}
 // SAFETY: as above.
 unsafe impl Elem for u32 {}

@@ -26,17 +26,22 @@ pub fn lower_model(proto: &pb::ModelProto, model_dir: &Path) -> Result<Graph> {
         .graph
         .as_ref()
         .ok_or_else(|| anyhow!("the ONNX file has no graph"))?;
+    let mut opset = 18;
     for o in &proto.opset_import {
-        if (o.domain.is_empty() || o.domain == "ai.onnx") && o.version < 7 {
-            bail!(
-                "ONNX opset {} is too old (mote reads opset 7 and later)",
-                o.version
-            );
+        if o.domain.is_empty() || o.domain == "ai.onnx" {
+            if o.version < 7 {
+                bail!(
+                    "ONNX opset {} is too old (mote reads opset 7 and later)",
+                    o.version
+                );
+            }
+            opset = o.version;
         }
     }
     let mut l = Lowerer {
         g: Graph::default(),
         names: HashMap::new(),
+        opset,
     };
     for init in &g.initializer {
         let (dtype, shape, data) = load_tensor(init, model_dir)?;
@@ -92,6 +97,8 @@ type Spatial = (Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>);
 struct Lowerer {
     g: Graph,
     names: HashMap<String, TId>,
+    /// Default-domain opset the model was exported with (attribute semantics differ by opset).
+    opset: i64,
 }
 
 /// Merges adjacent dims that every operand walks contiguously, and drops size-1 dims.
@@ -527,7 +534,13 @@ impl Lowerer {
                 let o = self.new_out(node, 0, to, self.shape(x))?;
                 self.g.emit(Op::Cast, &[Some(x)], o, name)
             }
-            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" => self.binary(node),
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mean" => {
+                if node.input.len() > 2 || matches!(node.op_type.as_str(), "Sum" | "Mean") {
+                    self.variadic(node)
+                } else {
+                    self.binary(node)
+                }
+            }
             "Equal" | "Less" | "LessOrEqual" | "Greater" | "GreaterOrEqual" => self.compare(node),
             "And" | "Or" | "Xor" | "Not" => self.logic(node),
             "Where" => {
@@ -603,12 +616,25 @@ impl Lowerer {
             "Softmax" | "LogSoftmax" => {
                 let x = self.inp(node, 0)?;
                 let xs = self.shape(x);
-                let ax = norm_axis(a.int_or("axis", -1), xs.len())?;
-                let op = Op::Softmax {
-                    outer: xs[..ax].iter().product(),
-                    axis: xs[ax],
-                    inner: xs[ax + 1..].iter().product(),
-                    log: node.op_type == "LogSoftmax",
+                let log = node.op_type == "LogSoftmax";
+                let op = if self.opset < 13 {
+                    // Before opset 13 the input is coerced to 2-D at `axis` (default 1) and the
+                    // softmax runs over the whole trailing block.
+                    let ax = norm_axis(a.int_or("axis", 1), xs.len() + 1)?.min(xs.len());
+                    Op::Softmax {
+                        outer: xs[..ax].iter().product(),
+                        axis: xs[ax..].iter().product(),
+                        inner: 1,
+                        log,
+                    }
+                } else {
+                    let ax = norm_axis(a.int_or("axis", -1), xs.len())?;
+                    Op::Softmax {
+                        outer: xs[..ax].iter().product(),
+                        axis: xs[ax],
+                        inner: xs[ax + 1..].iter().product(),
+                        log,
+                    }
                 };
                 let o = self.new_out(node, 0, DType::F32, xs)?;
                 self.g.emit(op, &[Some(x)], o, name)
@@ -887,6 +913,12 @@ impl Lowerer {
                 "Max" => p.max(q),
                 "Min" => p.min(q),
                 "Pow" => p.wrapping_pow(q.clamp(0, 64) as u32),
+                "Mod" => {
+                    if q == 0 {
+                        bail!("integer modulo by zero");
+                    }
+                    ((p % q) + q) % q
+                }
                 other => bail!("integer {other}"),
             });
         }
@@ -952,6 +984,61 @@ impl Lowerer {
         let o = self.new_out(node, 0, DType::F32, os)?;
         self.g
             .emit(Op::Binary { op, bc }, &[Some(x), Some(y)], o, &node.name)
+    }
+
+    /// Variadic Sum / Mean / Max / Min as a chain of binary steps.
+    fn variadic(&mut self, node: &pb::NodeProto) -> Result<()> {
+        let ins: Vec<TId> = (0..node.input.len())
+            .map(|i| self.inp(node, i))
+            .collect::<Result<_>>()?;
+        let op = match node.op_type.as_str() {
+            "Sum" | "Mean" => "Add",
+            other => other,
+        };
+        if ins.len() == 1 && node.op_type != "Mean" {
+            return self.set_out(node, 0, ins[0]);
+        }
+        let mut acc = ins[0];
+        let last_binary = if node.op_type == "Mean" {
+            ins.len()
+        } else {
+            ins.len() - 1
+        };
+        for (k, &t) in ins.iter().enumerate().skip(1) {
+            let out_name = if k == last_binary {
+                node.output[0].clone()
+            } else {
+                format!("{}::acc{k}#{}", node.name, self.g.tensors.len())
+            };
+            let step = pb::NodeProto {
+                input: vec![
+                    self.g.tensors[acc].name.clone(),
+                    self.g.tensors[t].name.clone(),
+                ],
+                output: vec![out_name.clone()],
+                name: node.name.clone(),
+                op_type: op.to_string(),
+                ..Default::default()
+            };
+            self.names.insert(self.g.tensors[acc].name.clone(), acc);
+            self.names.insert(self.g.tensors[t].name.clone(), t);
+            self.binary(&step)?;
+            acc = self.names[&out_name];
+        }
+        if node.op_type == "Mean" {
+            let xs = self.shape(acc);
+            let o = self.new_out(node, 0, DType::F32, xs)?;
+            let k = 1.0 / ins.len() as f32;
+            self.g.emit(
+                Op::Unary {
+                    op: UnaryOp::Affine { k, c: 0.0 },
+                },
+                &[Some(acc)],
+                o,
+                &node.name,
+            )?;
+        }
+        Ok(())
     }
 
     fn compare(&mut self, node: &pb::NodeProto) -> Result<()> {
@@ -1788,15 +1875,36 @@ impl Lowerer {
     fn slice(&mut self, node: &pb::NodeProto) -> Result<()> {
         let x = self.inp(node, 0)?;
         let xs = self.shape(x);
-        let starts = self.ints(self.inp(node, 1)?)?;
-        let ends = self.ints(self.inp(node, 2)?)?;
-        let axes: Vec<usize> = match self.opt(node, 3)? {
-            Some(t) => self
-                .ints(t)?
+        let a = Attrs::new(node);
+        let legacy = self.opt(node, 1)?.is_none();
+        let (starts, ends) = if legacy {
+            // Opset < 10: starts/ends/axes are attributes.
+            (
+                a.ints("starts")
+                    .ok_or_else(|| anyhow!("Slice without starts"))?,
+                a.ints("ends")
+                    .ok_or_else(|| anyhow!("Slice without ends"))?,
+            )
+        } else {
+            (
+                self.ints(self.inp(node, 1)?)?,
+                self.ints(self.inp(node, 2)?)?,
+            )
+        };
+        let legacy_axes = if legacy { a.ints("axes") } else { None };
+        let axes: Vec<usize> = match legacy_axes {
+            Some(v) => v
                 .iter()
-                .map(|&v| norm_axis(v, xs.len()))
+                .map(|&ax| norm_axis(ax, xs.len()))
                 .collect::<Result<_>>()?,
-            None => (0..starts.len()).collect(),
+            None => match self.opt(node, 3)? {
+                Some(t) => self
+                    .ints(t)?
+                    .iter()
+                    .map(|&v| norm_axis(v, xs.len()))
+                    .collect::<Result<_>>()?,
+                None => (0..starts.len()).collect(),
+            },
         };
         let steps = match self.opt(node, 4)? {
             Some(t) => self.ints(t)?,
@@ -1889,7 +1997,11 @@ impl Lowerer {
                 v[..n].copy_from_slice(&d.bytes()[..n]);
                 u64::from_le_bytes(v)
             }
-            None => 0,
+            None => match a.names().contains(&"value") {
+                // Opset < 11: the fill value is a float attribute.
+                true if dt == DType::F32 => a.float_or("value", 0.0).to_bits() as u64,
+                _ => 0,
+            },
         };
         let mut os = vec![];
         let mut in_dims = [0usize; MAX_RANK];
