@@ -40,8 +40,26 @@ impl Default for Options {
     }
 }
 
-/// Converts an ONNX file.
+/// Converts an ONNX file. An internal failure (a converter bug) is reported as an error, not a
+/// crash.
 pub fn convert(path: &Path, opts: &Options) -> Result<Converted> {
+    match std::panic::catch_unwind(|| convert_inner(path, opts)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "internal converter error on {} ({msg}); please report it with the model",
+                path.display()
+            )
+        }
+    }
+}
+
+fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
     let profile = mote_targets::profile::find(&opts.target).with_context(|| {
         let names: Vec<&str> = mote_targets::profile::PROFILES
             .iter()

@@ -11,10 +11,12 @@ use super::ir::{Graph, StepDesc, TId};
 /// Runs every pass to a fixed point.
 pub fn optimize(g: &mut Graph) -> Result<()> {
     fuse_gelu(g);
+    fuse_matmul_bias(g)?;
     binary_to_affine(g)?;
     loop {
         let before = g.steps.len();
         merge_affine_into_conv(g)?;
+        merge_affine_into_matmul(g)?;
         fuse_activation(g);
         remove_dead(g);
         if g.steps.len() == before {
@@ -350,6 +352,125 @@ fn merge_affine_into_conv(g: &mut Graph) -> Result<()> {
         let bt = g.const_f32(format!("{}::b_folded", sp.origin), vec![c], &nb)?;
         g.steps[p].inputs[1] = Some(wt);
         g.steps[p].inputs[2] = Some(bt);
+        g.steps[p].output = s.output;
+        g.steps.remove(i);
+    }
+    Ok(())
+}
+
+/// `MatMul → Add(bias along the last axis)` (how exporters write `Linear` on rank-3 inputs)
+/// becomes the MatMul's bias.
+fn fuse_matmul_bias(g: &mut Graph) -> Result<()> {
+    let mut i = 0;
+    while i < g.steps.len() {
+        let s = g.steps[i].clone();
+        let found = (|| -> Option<(usize, TId, usize)> {
+            let Op::Binary {
+                op: BinaryOp::Add, ..
+            } = s.op
+            else {
+                return None;
+            };
+            let (a, b) = (s.inputs[0]?, s.inputs[1]?);
+            let (x, c) = if g.is_const(b) { (a, b) } else { (b, a) };
+            if !g.is_const(c) || g.tensors[x].shape != g.tensors[s.output].shape {
+                return None;
+            }
+            let p = producer(g, x)?;
+            if Uses::of(g).only_reader(g, x)? != i {
+                return None;
+            }
+            let Op::MatMul(m) = g.steps[p].op else {
+                return None;
+            };
+            if m.act != Activation::None || g.steps[p].inputs[2].is_some() {
+                return None;
+            }
+            let cs = &g.tensors[c].shape;
+            let per_col = cs.last() == Some(&m.n) && cs.iter().rev().skip(1).all(|&d| d == 1);
+            (per_col && g.tensors[c].dtype == DType::F32 && g.tensors[x].shape.last() == Some(&m.n))
+                .then_some((p, c, m.n))
+        })();
+        let Some((p, c, n)) = found else {
+            i += 1;
+            continue;
+        };
+        let v = g.tensors[c]
+            .value
+            .as_ref()
+            .map(|d| d.f32s().map(|v| v.to_vec()))
+            .transpose()?
+            .unwrap_or_default();
+        let bias = g.const_f32(format!("{}::bias", s.origin), vec![n], &v)?;
+        g.steps[p].inputs[2] = Some(bias);
+        g.steps[p].output = s.output;
+        g.steps.remove(i);
+    }
+    Ok(())
+}
+
+/// `MatMul → ChannelAffine over its columns` (BatchNorm after Gemm/Linear) folds into a scaled
+/// copy of the constant B and the bias.
+fn merge_affine_into_matmul(g: &mut Graph) -> Result<()> {
+    let mut i = 0;
+    while i < g.steps.len() {
+        let s = g.steps[i].clone();
+        let found = (|| -> Option<(usize, mote::ops::MatMulGeom, TId, TId, TId)> {
+            let Op::ChannelAffine { c, inner: 1, .. } = s.op else {
+                return None;
+            };
+            let (x, sc, bi) = (s.inputs[0]?, s.inputs[1]?, s.inputs[2]?);
+            let p = producer(g, x)?;
+            if Uses::of(g).only_reader(g, x)? != i
+                || g.tensors[x].shape != g.tensors[s.output].shape
+            {
+                return None;
+            }
+            let Op::MatMul(m) = g.steps[p].op else {
+                return None;
+            };
+            let b = g.steps[p].inputs[1]?;
+            let shared_b = m.b_bs[..m.batch_rank].iter().all(|&st| st == 0);
+            let ok = m.act == Activation::None
+                && m.n == c
+                && shared_b
+                && g.is_const(b)
+                && g.is_const(sc)
+                && g.is_const(bi)
+                && g.steps[p].inputs[2].is_none_or(|t| g.is_const(t));
+            ok.then_some((p, m, b, sc, bi))
+        })();
+        let Some((p, m, b, sc, bi)) = found else {
+            i += 1;
+            continue;
+        };
+        let f = |g: &Graph, t: TId| -> Result<Vec<f32>> {
+            Ok(g.tensors[t]
+                .value
+                .as_ref()
+                .map(|d| d.f32s().map(|v| v.to_vec()))
+                .transpose()?
+                .unwrap_or_default())
+        };
+        let (scale, shift, mut bv) = (f(g, sc)?, f(g, bi)?, f(g, b)?);
+        for k in 0..m.k {
+            for j in 0..m.n {
+                bv[k * m.b_rs + j * m.b_cs] *= scale[j];
+            }
+        }
+        let old_bias = match g.steps[p].inputs[2] {
+            Some(t) => f(g, t)?,
+            None => vec![0.0; m.n],
+        };
+        let nb: Vec<f32> = (0..m.n)
+            .map(|j| old_bias[j] * scale[j] + shift[j])
+            .collect();
+        let bshape = g.tensors[b].shape.clone();
+        let origin = g.steps[p].origin.clone();
+        let bt = g.const_f32(format!("{origin}::b_folded"), bshape, &bv)?;
+        let biast = g.const_f32(format!("{origin}::bias_folded"), vec![m.n], &nb)?;
+        g.steps[p].inputs[1] = Some(bt);
+        g.steps[p].inputs[2] = Some(biast);
         g.steps[p].output = s.output;
         g.steps.remove(i);
     }

@@ -1,0 +1,66 @@
+//! The converter's fusions really happen: each pattern below becomes the stated number of
+//! steps (the op fixtures test that the fused result still matches onnxruntime).
+
+use mote::Model;
+use mote_tests::{convert_file, repo_root};
+
+fn steps(case: &str) -> Vec<&'static str> {
+    let bytes =
+        convert_file(&repo_root().join(format!("tests/fixtures/ops/{case}/model.onnx"))).unwrap();
+    let m = Model::from_bytes(bytes.as_slice()).unwrap();
+    (0..m.step_count())
+        .map(|i| m.step(i).unwrap().op.name())
+        .collect()
+}
+
+#[test]
+fn batchnorm_folds_into_conv_and_gemm() {
+    assert_eq!(steps("bn_after_conv"), ["Conv2d"]);
+    assert_eq!(steps("gemm_bn"), ["MatMul"]);
+    // Not foldable (no producer): a per-channel affine step stays.
+    assert_eq!(steps("bn_rank4"), ["ChannelAffine"]);
+}
+
+#[test]
+fn bias_and_activation_fuse_into_the_producer() {
+    assert_eq!(steps("matmul_add_bias_relu"), ["MatMul"]);
+    assert_eq!(steps("matmul_add_bias_first"), ["MatMul"]);
+    assert_eq!(steps("conv2d_relu"), ["Conv2d"]);
+    assert_eq!(steps("conv2d_clip6"), ["Conv2d"]);
+}
+
+#[test]
+fn gelu_patterns_become_one_step() {
+    for case in ["gelu_erf_div", "gelu_erf_mulsqrt", "gelu_erf_half_first"] {
+        assert_eq!(steps(case), ["Unary"], "{case}");
+    }
+}
+
+#[test]
+fn shape_only_ops_cost_nothing() {
+    for case in [
+        "reshape_zero_neg1",
+        "flatten_axis1",
+        "squeeze_axes",
+        "unsqueeze_axes",
+        "shape_gather_concat_reshape",
+        "identity",
+    ] {
+        let s = steps(case);
+        // Only the copy that gives a graph output its own storage may remain.
+        assert!(
+            s.iter().all(|&o| o == "Copy") && s.len() <= 1,
+            "{case}: {s:?}"
+        );
+    }
+    assert!(steps("constant_of_shape").len() <= 1);
+}
+
+#[test]
+fn composite_block_is_five_steps() {
+    // Conv+BN+Relu, depthwise conv, residual add, global pool, (flatten: free), Gemm.
+    assert_eq!(
+        steps("block_composite"),
+        ["Conv2d", "DepthwiseConv2d", "Binary", "Reduce", "MatMul"]
+    );
+}
