@@ -112,9 +112,19 @@ impl<'m, 'a> Session<'m, 'a> {
                 continue; // nothing to compute, however large the other loop bounds are
             }
             let mut ins: [Option<(DType, &[u8])>; 4] = [None; 4];
-            for (slot, id) in ins.iter_mut().zip(step.inputs) {
+            let mut in_place = false;
+            for (k, (slot, id)) in ins.iter_mut().zip(step.inputs).enumerate() {
                 if let Some(id) = id {
                     let t = model.tensor(id)?;
+                    if k == 0
+                        && t.storage == Storage::Arena
+                        && t.offset == out_t.offset
+                        && step.op.in_place_ok()
+                    {
+                        // Validation allows only an exact match here: computed in place.
+                        in_place = true;
+                        continue;
+                    }
                     let b = match t.storage {
                         Storage::Const => model.const_bytes(&t)?,
                         // SAFETY: validation proved that no input region overlaps the output
@@ -130,8 +140,9 @@ impl<'m, 'a> Session<'m, 'a> {
                     *slot = Some((t.dtype, b));
                 }
             }
-            // SAFETY: the output region overlaps no input region of this step (validated), and
-            // this is the only mutable view alive.
+            // SAFETY: the output region overlaps no input region of this step except operand 0
+            // of an in-place step, for which no input view was made (validated), and this is
+            // the only mutable view alive.
             let out = unsafe {
                 split.output(Region {
                     offset: out_t.offset,
@@ -139,7 +150,12 @@ impl<'m, 'a> Session<'m, 'a> {
                 })
             }
             .ok_or(err("output outside the arena"))?;
-            eval(&step.op, &ins, out_t.dtype, out).map_err(|e| match e {
+            let r = if in_place {
+                eval_in_place(&step.op, &ins, out)
+            } else {
+                eval(&step.op, &ins, out_t.dtype, out)
+            };
+            r.map_err(|e| match e {
                 StepError::Kernel(KernelError::IndexOutOfRange { index, len }) => {
                     Error::IndexOutOfRange {
                         step: i as u32,
@@ -462,6 +478,39 @@ pub fn eval(
             }
         }
         Op::Pool2d { kind, g } => k::pool::pool2d_f32(kind, &g, f(0)?, cast_mut(out)?),
+    }
+    Ok(())
+}
+
+/// Evaluates an op whose output is also its operand 0 (`ins[0]` is ignored). Only for ops with
+/// [`Op::in_place_ok`].
+pub fn eval_in_place(
+    op: &Op,
+    ins: &[Option<(DType, &[u8])>; 4],
+    out: &mut [u8],
+) -> core::result::Result<(), StepError> {
+    let f = |i: usize| -> core::result::Result<&[f32], StepError> {
+        let b = ins[i].map(|x| x.1).ok_or(StepError::Other(Error::BadStep {
+            index: 0,
+            reason: "missing operand",
+        }))?;
+        Ok(cast::<f32>(b)?)
+    };
+    let x = cast_mut::<f32>(out)?;
+    match *op {
+        Op::Unary { op } => k::activation::unary_inplace_f32(op, x),
+        Op::Binary { op, bc } => {
+            k::elementwise::binary_inplace_f32(op, bc.dims(), x, f(1)?, bc.strides(1))
+        }
+        Op::ChannelAffine { outer, c, inner } => {
+            k::elementwise::channel_affine_inplace_f32(outer, c, inner, x, f(1)?, f(2)?)
+        }
+        _ => {
+            return Err(StepError::Other(Error::BadStep {
+                index: 0,
+                reason: "op cannot run in place",
+            }))
+        }
     }
     Ok(())
 }

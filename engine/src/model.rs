@@ -332,10 +332,16 @@ impl<'a> Model<'a> {
                     let t = self
                         .tensor(id)
                         .map_err(|_| err("input tensor id out of range"))?;
-                    if t.storage == Storage::Arena
+                    let overlaps = t.storage == Storage::Arena
                         && t.offset < out.offset + out.byte_len
-                        && out.offset < t.offset + t.byte_len
-                    {
+                        && out.offset < t.offset + t.byte_len;
+                    // Operand 0 of an element-wise op may *be* the output (computed in place).
+                    let in_place = k == 0
+                        && s.op.in_place_ok()
+                        && t.offset == out.offset
+                        && t.byte_len == out.byte_len
+                        && t.dtype == out.dtype;
+                    if overlaps && !in_place {
                         return Err(err("an input overlaps the output in the arena"));
                     }
                     ops[k] = Some(t.operand());

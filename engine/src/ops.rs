@@ -630,6 +630,26 @@ impl Op {
         }
     }
 
+    /// Whether the output may occupy exactly the storage of operand 0 (element-wise ops whose
+    /// operand 0 has the output's layout). The planner uses this to compute in place; the
+    /// executor then runs the in-place kernel.
+    pub fn in_place_ok(&self) -> bool {
+        match self {
+            Op::Unary { .. } | Op::ChannelAffine { .. } => true,
+            Op::Binary { bc, .. } => {
+                let mut acc = 1usize;
+                for k in (0..bc.rank).rev() {
+                    if bc.dims[k] != 1 && bc.strides[0][k] != acc {
+                        return false;
+                    }
+                    acc = acc.saturating_mul(bc.dims[k]);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Short name for listings (`mote inspect`).
     pub fn name(&self) -> &'static str {
         match self {

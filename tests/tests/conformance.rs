@@ -2,7 +2,7 @@
 //! match their stored onnxruntime outputs within 1e-4 × max(1, max|ref|).
 
 use mote::{Model, OwnedSession};
-use mote_tests::{compare, convert_file, run_model, shared_fixtures};
+use mote_tests::{compare, convert_file, read_npz, run_model, shared_fixtures};
 use mote_tools::npy::{self, Array};
 
 const TOL: f64 = 1e-4;
@@ -131,4 +131,96 @@ fn lmuformer_step_streams_133_calls() {
 #[test]
 fn lmuformer_spiking_step_streams_133_calls() {
     streaming("lmuformer_spiking_step");
+}
+
+/// Call 64 alone: every graph input set from `NAME.call64_ort.npz` (mid-stream, non-zero state),
+/// one run, and every graph output (logits, feat and each `<state>_out`) compared to the member
+/// of the same name.
+fn single_call64(name: &str) {
+    let Some(dir) = fixtures() else { return };
+    let bytes = convert_file(&dir.join(format!("{name}.onnx"))).expect("convert");
+    let model = Model::from_bytes(bytes.as_slice()).expect("valid .mote");
+    let npz = dir.join(format!("{name}.call64_ort.npz"));
+    let members = read_npz(&npz).unwrap_or_else(|e| panic!("{e:#}"));
+    let get = |n: &str| -> &Array {
+        members
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, a)| a)
+            .unwrap_or_else(|| panic!("{} has no member {n:?}", npz.display()))
+    };
+    let inputs: Vec<Array> = (0..model.input_count())
+        .map(|i| get(model.input(i).unwrap().name).clone())
+        .collect();
+    assert_eq!(
+        members.len(),
+        model.input_count() + model.output_count(),
+        "the npz holds exactly the graph inputs and outputs"
+    );
+    let got = run_model(&model, &inputs).expect("run");
+    let mut worst = 0.0f64;
+    let mut failures = vec![];
+    for (i, g) in got.iter().enumerate() {
+        let out = model.output(i).unwrap().name;
+        match compare(g, get(out), TOL) {
+            Ok(d) => {
+                println!("{name} call 64 {out}: max abs diff {d:.3e}");
+                worst = worst.max(d);
+            }
+            Err(e) => failures.push(format!("{out}: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{name} call 64: {} of {} outputs differ from onnxruntime:\n{}",
+        failures.len(),
+        got.len(),
+        failures.join("\n")
+    );
+    println!(
+        "{name}: call 64 alone, {} outputs, worst diff {worst:.3e}",
+        got.len()
+    );
+}
+
+#[test]
+fn lmuformer_step_call64_alone() {
+    single_call64("lmuformer_step");
+}
+
+#[test]
+fn lmuformer_spiking_step_call64_alone() {
+    single_call64("lmuformer_spiking_step");
+}
+
+/// Arena budgets (bytes, as planned when this test was written): a change that makes a plan
+/// grow by more than 3 % fails here and must justify the new number.
+#[test]
+fn arena_sizes_stay_within_budget() {
+    let mut cases: Vec<(std::path::PathBuf, usize)> = vec![(
+        mote_tests::repo_root().join("models/demo/demo.onnx"),
+        847_872,
+    )];
+    if let Some(dir) = fixtures() {
+        for (name, budget) in [
+            ("emov2_1m", 7_024_640),
+            ("spartan_t", 5_820_416),
+            ("ecoformer_pvtv2_b0", 11_841_536),
+            ("lmuformer_seq_tdconv", 1_245_184),
+            ("lmuformer_step", 28_352),
+            ("lmuformer_spiking_step", 63_296),
+        ] {
+            cases.push((dir.join(format!("{name}.onnx")), budget));
+        }
+    }
+    for (path, budget) in cases {
+        let bytes = convert_file(&path).unwrap();
+        let arena = Model::from_bytes(bytes.as_slice()).unwrap().arena_size();
+        println!("{}: arena {arena} bytes (budget {budget})", path.display());
+        assert!(
+            arena as f64 <= budget as f64 * 1.03,
+            "{}: arena {arena} exceeds budget {budget} by more than 3 %",
+            path.display()
+        );
+    }
 }

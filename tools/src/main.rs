@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mote::{DType, MappedModel, Model, OwnedSession};
-use mote_tools::convert::{convert, Options};
+use mote_tools::convert::{convert, parse_input_shape, Options};
 use mote_tools::npy;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -37,6 +37,10 @@ enum Cmd {
         /// Skip the fusion passes (for debugging).
         #[arg(long)]
         no_fuse: bool,
+        /// Fix the shape of a graph input, NAME=D0,D1,... (e.g. image=1,3,224,224): for models
+        /// exported with dynamic dimensions. Repeat for several inputs.
+        #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_input_shape_arg)]
+        input_shape: Vec<(String, Vec<usize>)>,
     },
     /// Run a .mote model on .npy inputs.
     Run {
@@ -48,7 +52,7 @@ enum Cmd {
         /// Output file (single-output models).
         #[arg(short, long, conflicts_with = "output_dir")]
         output: Option<PathBuf>,
-        /// Write every output as DIR/<name>.npy.
+        /// Write every output as DIR/NAME.npy, NAME being the output name.
         #[arg(long)]
         output_dir: Option<PathBuf>,
         /// Print the top-K classes of the first output.
@@ -63,6 +67,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_input_shape_arg(s: &str) -> Result<(String, Vec<usize>), String> {
+    parse_input_shape(s).map_err(|e| format!("{e:#}"))
 }
 
 struct StderrLogger;
@@ -100,6 +108,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             output,
             target,
             no_fuse,
+            input_shape,
         } => {
             let t = Instant::now();
             let c = convert(
@@ -107,6 +116,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 &Options {
                     target,
                     optimize: !no_fuse,
+                    input_shapes: input_shape,
                 },
             )?;
             std::fs::write(&output, &c.bytes)

@@ -184,3 +184,73 @@ fn corrupt_file_is_reported_not_crashed() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("checksum"));
 }
+
+#[test]
+fn input_shape_fixes_a_dynamic_batch() {
+    let dir = root().join("tests/fixtures/dynamic");
+    let m = tmp("dynamic.mote");
+    let o = mote()
+        .arg("convert")
+        .arg(dir.join("model.onnx"))
+        .arg("-o")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--input-shape x=N,3,8,8"), "{e}");
+
+    let o = mote()
+        .arg("convert")
+        .arg(dir.join("model.onnx"))
+        .arg("-o")
+        .arg(&m)
+        .args(["--input-shape", "x=2,3,8,8"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = tmp("dynamic-y.npy");
+    let o = mote()
+        .arg("run")
+        .arg(&m)
+        .arg("-i")
+        .arg(dir.join("input_0.npy"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = mote_tools::npy::read(&out).unwrap();
+    let want = mote_tools::npy::read(&dir.join("output_0.npy")).unwrap();
+    assert_eq!(got.shape, [2, 5]);
+    assert_eq!(got.shape, want.shape);
+    let f = |a: &mote_tools::npy::Array| -> Vec<f32> {
+        a.data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let (g, w) = (f(&got), f(&want));
+    let scale = w.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (a, b) in g.iter().zip(&w) {
+        assert!((a - b).abs() <= 1e-4 * scale, "{a} vs {b}");
+    }
+
+    for (spec, needle) in [
+        ("x=2,N,8,8", "not a dimension size"),
+        ("y=2,3,8,8", "inputs: x"),
+        ("x=2,4,8,8", "[N, 3, 8, 8]"),
+    ] {
+        let o = mote()
+            .arg("convert")
+            .arg(dir.join("model.onnx"))
+            .arg("-o")
+            .arg(&m)
+            .args(["--input-shape", spec])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{spec} accepted");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(needle), "{spec}: {e}");
+    }
+}

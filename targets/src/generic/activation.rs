@@ -201,6 +201,17 @@ pub fn unary_f32(op: UnaryOp, x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// In place form of [`unary_f32`]: `x[i] = op(x[i])`. Works through a small stack buffer so
+/// every op shares [`unary_f32`]'s code.
+pub fn unary_inplace_f32(op: UnaryOp, x: &mut [f32]) {
+    let mut tmp = [0f32; 256];
+    for chunk in x.chunks_mut(256) {
+        let t = &mut tmp[..chunk.len()];
+        t.copy_from_slice(chunk);
+        unary_f32(op, t, chunk);
+    }
+}
+
 /// In place: `x[i] = act(x[i])`.
 pub fn activate_inplace_f32(act: Activation, x: &mut [f32]) {
     fn map(x: &mut [f32], f: impl Fn(f32) -> f32) {

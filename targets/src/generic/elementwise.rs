@@ -4,7 +4,7 @@
 //! every operand, in elements; a broadcast dim has stride 0. Outputs are contiguous.
 
 use super::math;
-use super::strided::{map2, map3};
+use super::strided::{map2, map2_inplace, map3};
 use crate::{BinaryOp, CompareOp};
 
 /// `max(a, b)` propagating NaN (numpy `maximum`); `max(-0, +0) = +0`.
@@ -72,6 +72,50 @@ pub fn binary_f32(
         BinaryOp::Pow => map2(dims, a, a_strides, b, b_strides, out, math::powf),
         BinaryOp::Max => map2(dims, a, a_strides, b, b_strides, out, max_nan),
         BinaryOp::Min => map2(dims, a, a_strides, b, b_strides, out, min_nan),
+    }
+}
+
+/// In place: `a[i] = a[i] op b[idx . b_strides]`, where `a` is the contiguous output of shape
+/// `dims` (the in-place form of [`binary_f32`] when operand `a` has the output's layout).
+pub fn binary_inplace_f32(
+    op: BinaryOp,
+    dims: &[usize],
+    a: &mut [f32],
+    b: &[f32],
+    b_strides: &[usize],
+) {
+    match op {
+        BinaryOp::Add => map2_inplace(dims, a, b, b_strides, |x, y| x + y),
+        BinaryOp::Sub => map2_inplace(dims, a, b, b_strides, |x, y| x - y),
+        BinaryOp::Mul => map2_inplace(dims, a, b, b_strides, |x, y| x * y),
+        BinaryOp::Div => map2_inplace(dims, a, b, b_strides, |x, y| x / y),
+        BinaryOp::Pow => map2_inplace(dims, a, b, b_strides, math::powf),
+        BinaryOp::Max => map2_inplace(dims, a, b, b_strides, max_nan),
+        BinaryOp::Min => map2_inplace(dims, a, b, b_strides, min_nan),
+    }
+}
+
+/// In place form of [`channel_affine_f32`].
+pub fn channel_affine_inplace_f32(
+    outer: usize,
+    channels: usize,
+    inner: usize,
+    x: &mut [f32],
+    scale: &[f32],
+    bias: &[f32],
+) {
+    if inner == 0 || channels == 0 {
+        return;
+    }
+    for (i, plane) in x[..outer * channels * inner]
+        .chunks_exact_mut(inner)
+        .enumerate()
+    {
+        let c = i % channels;
+        let (s, b) = (scale[c], bias[c]);
+        for v in plane.iter_mut() {
+            *v = *v * s + b;
+        }
     }
 }
 

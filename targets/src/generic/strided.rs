@@ -168,3 +168,55 @@ pub(crate) fn map3<A: Copy, B: Copy, C: Copy, O>(
         advance(&p, &mut idx, &mut off);
     }
 }
+
+/// In place: `x[i] = f(x[i], b[ib])` over a broadcast iteration where `x` is the contiguous
+/// output (its strides are the row-major strides of `dims`).
+#[inline]
+pub(crate) fn map2_inplace<B: Copy>(
+    dims: &[usize],
+    x: &mut [f32],
+    b: &[B],
+    sb: &[usize],
+    f: impl Fn(f32, B) -> f32,
+) {
+    let mut sx = [0usize; MAX_RANK];
+    let mut acc = 1usize;
+    for k in (0..dims.len()).rev() {
+        sx[k] = acc;
+        acc *= dims[k];
+    }
+    let Some(p) = plan(dims, [&sx[..dims.len()], sb]) else {
+        return;
+    };
+    if p.rank == 0 {
+        x[0] = f(x[0], b[0]);
+        return;
+    }
+    let n = p.dims[p.rank - 1];
+    let ib = p.strides[1][p.rank - 1];
+    let total: usize = p.dims[..p.rank].iter().product();
+    let mut idx = [0usize; MAX_RANK];
+    let mut off = [0usize; 2];
+    for row in x[..total].chunks_exact_mut(n) {
+        let ob = off[1];
+        match ib {
+            1 => {
+                for (o, &y) in row.iter_mut().zip(&b[ob..ob + n]) {
+                    *o = f(*o, y);
+                }
+            }
+            0 => {
+                let y = b[ob];
+                for o in row.iter_mut() {
+                    *o = f(*o, y);
+                }
+            }
+            _ => {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = f(*o, b[ob + j * ib]);
+                }
+            }
+        }
+        advance(&p, &mut idx, &mut off);
+    }
+}

@@ -19,9 +19,11 @@ use tract_onnx::pb;
 
 use super::ir::{strides_of, Data, Graph, TId};
 use super::onnx::{dtype_of, load_tensor, static_shape, Attrs};
+use super::Options;
 
-/// Lowers a whole ONNX graph.
-pub fn lower_model(proto: &pb::ModelProto, model_dir: &Path) -> Result<Graph> {
+/// Lowers a whole ONNX graph. `opts.input_shapes` fixes the shapes of graph inputs (see
+/// [`static_shape`]); naming an input the graph does not have, or one input twice, is an error.
+pub fn lower_model(proto: &pb::ModelProto, model_dir: &Path, opts: &Options) -> Result<Graph> {
     let g = proto
         .graph
         .as_ref()
@@ -48,11 +50,29 @@ pub fn lower_model(proto: &pb::ModelProto, model_dir: &Path) -> Result<Graph> {
         let t = l.g.add_const(init.name.clone(), dtype, shape, data)?;
         l.names.insert(init.name.clone(), t);
     }
+    let real_inputs: Vec<&str> = g
+        .input
+        .iter()
+        .map(|v| v.name.as_str())
+        .filter(|n| !l.names.contains_key(*n))
+        .collect();
+    let mut overrides: HashMap<&str, &[usize]> = HashMap::new();
+    for (name, shape) in &opts.input_shapes {
+        if !real_inputs.contains(&name.as_str()) {
+            bail!(
+                "--input-shape {name}: the model has no graph input named {name:?} (inputs: {})",
+                real_inputs.join(", ")
+            );
+        }
+        if overrides.insert(name, shape).is_some() {
+            bail!("--input-shape {name}: given more than once");
+        }
+    }
     for v in &g.input {
         if l.names.contains_key(&v.name) {
             continue; // an initializer listed as an input (old exporters): a constant.
         }
-        let (dtype, shape) = static_shape(v)?;
+        let (dtype, shape) = static_shape(v, overrides.get(v.name.as_str()).copied())?;
         let t = l.g.add(v.name.clone(), dtype, shape);
         l.names.insert(v.name.clone(), t);
         l.g.inputs.push(t);

@@ -29,6 +29,10 @@ pub struct Options {
     pub target: String,
     /// Run the fusion passes.
     pub optimize: bool,
+    /// Shapes for graph inputs, by name (the CLI's `--input-shape NAME=D0,D1,...`): each
+    /// replaces the declared shape of that input, fixing its dynamic dimensions. It must have
+    /// the declared rank and agree with every declared static dimension.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
 }
 
 impl Default for Options {
@@ -36,8 +40,33 @@ impl Default for Options {
         Options {
             target: "generic".into(),
             optimize: true,
+            input_shapes: vec![],
         }
     }
+}
+
+/// Parses an input-shape override `NAME=D0,D1,...` (as `--input-shape` takes it) into an
+/// entry of [`Options::input_shapes`]. The name is everything before the last `=`.
+pub fn parse_input_shape(spec: &str) -> Result<(String, Vec<usize>)> {
+    let (name, dims) = spec
+        .rsplit_once('=')
+        .filter(|(n, _)| !n.is_empty())
+        .with_context(|| format!("{spec:?} is not NAME=D0,D1,... (e.g. image=1,3,224,224)"))?;
+    let shape = dims
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&x| x > 0)
+                .with_context(|| {
+                    format!(
+                        "{spec:?}: {d:?} is not a dimension size (a positive integer; write NAME=D0,D1,...)"
+                    )
+                })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    Ok((name.to_string(), shape))
 }
 
 /// Converts an ONNX file. An internal failure (a converter bug) is reported as an error, not a
@@ -77,13 +106,16 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut g = lower::lower_model(&proto, dir)?;
+    let mut g = lower::lower_model(&proto, dir, opts)?;
     log::info!("lowered {onnx_nodes} ONNX nodes to {} steps", g.steps.len());
     if opts.optimize {
         passes::optimize(&mut g)?;
         log::info!("{} steps after fusion", g.steps.len());
     }
     finalize_outputs(&mut g)?;
+    if opts.optimize {
+        plan::assign_in_place(&mut g);
+    }
     let plan = plan::plan(&g);
     let bytes = write::write(&g, &plan, profile.layout)?;
     Ok(Converted {
@@ -122,4 +154,24 @@ fn finalize_outputs(g: &mut ir::Graph) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_input_shape;
+
+    #[test]
+    fn input_shape_specs_parse() {
+        assert_eq!(
+            parse_input_shape("image=1,3,224,224").unwrap(),
+            ("image".to_string(), vec![1, 3, 224, 224])
+        );
+        assert_eq!(
+            parse_input_shape("a=b=2, 5").unwrap(),
+            ("a=b".to_string(), vec![2, 5])
+        );
+        for bad in ["image", "=1,2", "x=", "x=1,,2", "x=1,N", "x=0,3", "x=-1"] {
+            assert!(parse_input_shape(bad).is_err(), "{bad} parsed");
+        }
+    }
 }

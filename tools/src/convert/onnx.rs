@@ -115,28 +115,141 @@ impl<'a> Attrs<'a> {
     }
 }
 
-/// Static shape of a graph input, or an error naming the dynamic dimension.
-pub fn static_shape(v: &pb::ValueInfoProto) -> Result<(DType, Vec<usize>)> {
+/// One declared dimension of a graph input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    /// A fixed size.
+    Static(usize),
+    /// A symbolic (`dim_param`) or unknown size; the string is the symbol, or `?` if none.
+    Dynamic(String),
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Static(d) => write!(f, "{d}"),
+            Dim::Dynamic(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+fn dims_str(dims: &[Dim]) -> String {
+    let v: Vec<String> = dims.iter().map(Dim::to_string).collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// Element type and declared dimensions of a graph input (`None`: no shape, not even a rank).
+pub fn declared_shape(v: &pb::ValueInfoProto) -> Result<(DType, Option<Vec<Dim>>)> {
     use pb::tensor_shape_proto::dimension::Value;
     use pb::type_proto::Value as TV;
     let Some(TV::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         bail!("graph input {:?} is not a tensor", v.name)
     };
     let dtype = dtype_of(t.elem_type).with_context(|| format!("graph input {:?}", v.name))?;
-    let shape = t
-        .shape
-        .as_ref()
-        .ok_or_else(|| anyhow!("graph input {:?} has no shape", v.name))?;
-    let mut dims = vec![];
-    for d in &shape.dim {
-        match &d.value {
-            Some(Value::DimValue(x)) if *x >= 0 => dims.push(*x as usize),
-            Some(Value::DimParam(p)) => bail!(
-                "graph input {:?} has a dynamic dimension {p:?}; export with static shapes (mote plans memory ahead)",
+    let dims = t.shape.as_ref().map(|shape| {
+        shape
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(Value::DimValue(x)) if *x >= 0 => Dim::Static(*x as usize),
+                Some(Value::DimParam(p)) if !p.is_empty() => Dim::Dynamic(p.clone()),
+                _ => Dim::Dynamic("?".into()),
+            })
+            .collect()
+    });
+    Ok((dtype, dims))
+}
+
+/// Static shape of a graph input: its declared shape, or `shape_override` where one is given.
+///
+/// An override must have the declared rank and agree with every declared static dimension; it
+/// fixes the dynamic ones (and gives the whole shape of an input declared without one). A
+/// dynamic dimension without an override is an error that names the `--input-shape` flag to
+/// pass (mote plans memory ahead, so every shape must be known).
+pub fn static_shape(
+    v: &pb::ValueInfoProto,
+    shape_override: Option<&[usize]>,
+) -> Result<(DType, Vec<usize>)> {
+    let (dtype, dims) = declared_shape(v)?;
+    let Some(dims) = dims else {
+        return match shape_override {
+            Some(o) if o.iter().all(|&x| x > 0) => Ok((dtype, o.to_vec())),
+            Some(o) => bail!(
+                "--input-shape {}: the override {o:?} has a 0 dimension (sizes must be at least 1)",
                 v.name
             ),
-            _ => bail!("graph input {:?} has an unknown dimension; export with static shapes", v.name),
+            None => bail!(
+                "graph input {:?} has no declared shape; pass --input-shape {}=D0,D1,... or export with static shapes",
+                v.name,
+                v.name
+            ),
+        };
+    };
+    if let Some(o) = shape_override {
+        if o.len() != dims.len() {
+            bail!(
+                "--input-shape {}: graph input {:?} has rank {} (declared shape {}), the override {o:?} has rank {}",
+                v.name,
+                v.name,
+                dims.len(),
+                dims_str(&dims),
+                o.len()
+            );
+        }
+        for (k, (d, &x)) in dims.iter().zip(o).enumerate() {
+            if x == 0 {
+                bail!(
+                    "--input-shape {}: dimension {k} of the override {o:?} is 0 (sizes must be at least 1)",
+                    v.name
+                );
+            }
+            if let Dim::Static(s) = d {
+                if *s != x {
+                    bail!(
+                        "--input-shape {}: graph input {:?} has declared shape {}, the override {o:?} differs in dimension {k} ({x} vs the static {s})",
+                        v.name,
+                        v.name,
+                        dims_str(&dims)
+                    );
+                }
+            }
+        }
+        return Ok((dtype, o.to_vec()));
+    }
+    let mut shape = vec![];
+    for d in &dims {
+        match d {
+            Dim::Static(x) => shape.push(*x),
+            Dim::Dynamic(p) => {
+                let spec = |fill: Option<&str>| -> String {
+                    let parts: Vec<String> = dims
+                        .iter()
+                        .map(|d| match (d, fill) {
+                            (Dim::Static(x), _) => x.to_string(),
+                            (Dim::Dynamic(_), Some(f)) => f.to_string(),
+                            (Dim::Dynamic(p), None) => p.clone(),
+                        })
+                        .collect();
+                    format!("--input-shape {}={}", v.name, parts.join(","))
+                };
+                let mut names: Vec<&str> = vec![];
+                for d in &dims {
+                    if let Dim::Dynamic(p) = d {
+                        if !names.contains(&p.as_str()) {
+                            names.push(p);
+                        }
+                    }
+                }
+                bail!(
+                    "graph input {:?} has a dynamic dimension {p:?} (declared shape {}); mote plans memory ahead and needs static shapes: pass {} with {} replaced by the size to convert for (e.g. {}), or export with static shapes",
+                    v.name,
+                    dims_str(&dims),
+                    spec(None),
+                    names.join(", "),
+                    spec(Some("1"))
+                )
+            }
         }
     }
-    Ok((dtype, dims))
+    Ok((dtype, shape))
 }

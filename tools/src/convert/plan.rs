@@ -73,3 +73,44 @@ pub fn plan(g: &Graph) -> Plan {
     }
     plan
 }
+
+/// Lets element-wise steps write over their operand 0 when nothing reads that operand later
+/// (the in-place reuse of TFLite's planner): the output becomes a view of the operand's
+/// storage. Graph inputs are never overwritten and graph outputs keep storage of their own.
+pub fn assign_in_place(g: &mut Graph) {
+    let n = g.steps.len();
+    for i in 0..n {
+        let s = &g.steps[i];
+        if !s.op.in_place_ok() {
+            continue;
+        }
+        let Some(x) = s.inputs[0] else { continue };
+        let (rx, ro) = (g.root(x), g.root(s.output));
+        let (tx, to) = (&g.tensors[x], &g.tensors[s.output]);
+        if g.is_const(x) || rx == ro || tx.bytes() != to.bytes() || tx.dtype != to.dtype {
+            continue;
+        }
+        // Recomputed per step: an output made in place earlier now lives in its operand's root.
+        let protected = |t: TId| g.inputs.iter().chain(&g.outputs).any(|&u| g.root(u) == t);
+        if protected(rx) || g.inputs.iter().any(|&t| g.root(t) == ro) {
+            continue;
+        }
+        if s.inputs[1..].iter().flatten().any(|&t| g.root(t) == rx) {
+            continue;
+        }
+        let read_later = g.steps[i + 1..]
+            .iter()
+            .any(|t| t.inputs.iter().flatten().any(|&u| g.root(u) == rx));
+        let other_writer = g
+            .steps
+            .iter()
+            .enumerate()
+            .any(|(j, t)| j != i && g.root(t.output) == ro);
+        if read_later || other_writer {
+            continue;
+        }
+        // A graph output may take over the operand's storage only if that storage then lives
+        // for the graph output alone.
+        g.tensors[ro].alias_of = Some(rx);
+    }
+}
