@@ -554,7 +554,7 @@ impl Lowerer {
                 let o = self.new_out(node, 0, to, self.shape(x))?;
                 self.g.emit(Op::Cast, &[Some(x)], o, name)
             }
-            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mean" => {
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" | "Mean" | "Mod" => {
                 if node.input.len() > 2 || matches!(node.op_type.as_str(), "Sum" | "Mean") {
                     self.variadic(node)
                 } else {
@@ -863,6 +863,7 @@ impl Lowerer {
                 self.g.emit(op, &[Some(x)], o, name)
             }
             "Pad" => self.pad(node, &a),
+            "ScatterND" => self.scatter_nd(node, &a),
             "MaxPool" | "AveragePool" => self.pool(node, &a),
             other => bail!("ONNX operator {other} is not supported by mote"),
         }
@@ -966,6 +967,12 @@ impl Lowerer {
             bail!(
                 "integer {} on run-time tensors is not supported",
                 node.op_type
+            );
+        }
+        if node.op_type == "Mod" {
+            bail!(
+                "Mod on {} tensors is only supported for integer constants",
+                dx.name()
             );
         }
         if dx != DType::F32 || dy != DType::F32 {
@@ -1851,6 +1858,55 @@ impl Lowerer {
         let keep = a.int_or("keepdims", 1) != 0;
         let o = self.reduce_to(node, x, &axes, keep, op, 0)?;
         self.set_out(node, 0, o)
+    }
+
+    /// ScatterND on constants (e.g. attention masks built at export time) folds; on run-time
+    /// tensors it is not supported.
+    fn scatter_nd(&mut self, node: &pb::NodeProto, a: &Attrs<'_>) -> Result<()> {
+        let (x, i, u) = (self.inp(node, 0)?, self.inp(node, 1)?, self.inp(node, 2)?);
+        if a.string("reduction").is_some_and(|r| r != "none") {
+            bail!("ScatterND with a reduction is not supported");
+        }
+        if !(self.g.is_const(x) && self.g.is_const(i) && self.g.is_const(u)) {
+            bail!("ScatterND on run-time tensors is not supported (only constant inputs fold)");
+        }
+        let (xs, is) = (self.shape(x), self.shape(i));
+        let idx = self.ints(i)?;
+        let k = *is
+            .last()
+            .ok_or_else(|| anyhow!("ScatterND indices must have rank >= 1"))?;
+        if k > xs.len() || self.dtype(x) != self.dtype(u) {
+            bail!("ScatterND index depth {k} exceeds data rank {}", xs.len());
+        }
+        let es = self.dtype(x).size();
+        let slice: usize = xs[k..].iter().product::<usize>() * es;
+        let xst = strides_of(&xs);
+        let mut data = self.g.value(x).cloned().unwrap_or_default();
+        let upd = self.g.value(u).cloned().unwrap_or_default();
+        let n = idx.len() / k.max(1);
+        if upd.bytes().len() != n * slice {
+            bail!("ScatterND updates have the wrong size");
+        }
+        for j in 0..n {
+            let mut off = 0usize;
+            for d in 0..k {
+                let v = idx[j * k + d];
+                let v = if v < 0 { v + xs[d] as i64 } else { v };
+                if v < 0 || v >= xs[d] as i64 {
+                    bail!(
+                        "ScatterND index {} out of range for axis {d} of length {}",
+                        idx[j * k + d],
+                        xs[d]
+                    );
+                }
+                off += v as usize * xst[d];
+            }
+            let at = off * es;
+            data.bytes_mut()[at..at + slice]
+                .copy_from_slice(&upd.bytes()[j * slice..(j + 1) * slice]);
+        }
+        let dt = self.dtype(x);
+        self.const_out(node, dt, xs, data)
     }
 
     fn split(&mut self, node: &pb::NodeProto, a: &Attrs<'_>) -> Result<()> {
