@@ -864,6 +864,7 @@ impl Lowerer {
             }
             "Pad" => self.pad(node, &a),
             "ScatterND" => self.scatter_nd(node, &a),
+            "Resize" | "Upsample" => self.resize(node, &a),
             "MaxPool" | "AveragePool" => self.pool(node, &a),
             other => bail!("ONNX operator {other} is not supported by mote"),
         }
@@ -1858,6 +1859,161 @@ impl Lowerer {
         let keep = a.int_or("keepdims", 1) != 0;
         let o = self.reduce_to(node, x, &axes, keep, op, 0)?;
         self.set_out(node, 0, o)
+    }
+
+    /// Nearest-neighbour Resize/Upsample: one constant-index Gather per resized axis, with the
+    /// source index of every output position computed by the ONNX coordinate rules (in f32, as
+    /// onnxruntime does). Linear and cubic modes are refused.
+    fn resize(&mut self, node: &pb::NodeProto, a: &Attrs<'_>) -> Result<()> {
+        let x = self.inp(node, 0)?;
+        let xs = self.shape(x);
+        let mode = a.string("mode").unwrap_or_else(|| "nearest".into());
+        if mode != "nearest" {
+            bail!(
+                "{} mode {mode:?} is not supported (only nearest)",
+                node.op_type
+            );
+        }
+        if a.int_or("antialias", 0) != 0 || a.ints("axes").is_some() {
+            bail!("Resize with antialias or axes is not supported");
+        }
+        // Scales / sizes: Upsample and opset-10 Resize take scales as input 1; later Resize
+        // takes (roi, scales, sizes) as inputs 1..3.
+        let (scales, sizes) = if node.op_type == "Upsample" || self.opset < 11 {
+            match self.opt(node, 1)? {
+                Some(t) => (Some(self.floats(t)?), None),
+                None => (
+                    a.ints("scales")
+                        .map(|v| v.iter().map(|&x| x as f32).collect()),
+                    None,
+                ),
+            }
+        } else {
+            let sc = match self.opt(node, 2)? {
+                Some(t) if self.g.tensors[t].elems() > 0 => Some(self.floats(t)?),
+                _ => None,
+            };
+            let sz = match self.opt(node, 3)? {
+                Some(t) if self.g.tensors[t].elems() > 0 => Some(self.ints(t)?),
+                _ => None,
+            };
+            (sc, sz)
+        };
+        let r = xs.len();
+        let (out, scale): (Vec<usize>, Vec<f32>) = match (scales, sizes) {
+            (_, Some(sz)) if sz.len() == r => {
+                let o: Vec<usize> = sz.iter().map(|&v| v.max(0) as usize).collect();
+                let sc = o
+                    .iter()
+                    .zip(&xs)
+                    .map(|(&o, &i)| o as f32 / i.max(1) as f32)
+                    .collect();
+                (o, sc)
+            }
+            (Some(sc), _) if sc.len() == r => {
+                let o = sc
+                    .iter()
+                    .zip(&xs)
+                    .map(|(&s, &i)| (i as f32 * s).floor().max(0.0) as usize)
+                    .collect();
+                (o, sc)
+            }
+            _ => bail!("{} needs scales or sizes for all {r} axes", node.op_type),
+        };
+        let ctm = a
+            .string("coordinate_transformation_mode")
+            .unwrap_or_else(|| {
+                if node.op_type == "Upsample" || self.opset < 11 {
+                    "asymmetric".into()
+                } else {
+                    "half_pixel".into()
+                }
+            });
+        let legacy = node.op_type == "Upsample" || self.opset < 11;
+        let nearest = a.string("nearest_mode").unwrap_or_else(|| {
+            if legacy {
+                "floor".into()
+            } else {
+                "round_prefer_floor".into()
+            }
+        });
+        let mut cur = x;
+        for k in 0..r {
+            if out[k] == xs[k] && scale[k] == 1.0 {
+                continue;
+            }
+            let (len_in, len_out, s) = (xs[k], out[k], scale[k]);
+            let mut idx = Vec::with_capacity(len_out);
+            for i in 0..len_out {
+                let xi = i as f32;
+                let orig = match ctm.as_str() {
+                    "half_pixel" => (xi + 0.5) / s - 0.5,
+                    "pytorch_half_pixel" => {
+                        if len_out > 1 {
+                            (xi + 0.5) / s - 0.5
+                        } else {
+                            0.0
+                        }
+                    }
+                    "align_corners" => {
+                        if len_out > 1 {
+                            xi * (len_in as f32 - 1.0) / (len_out as f32 - 1.0)
+                        } else {
+                            0.0
+                        }
+                    }
+                    "asymmetric" => xi / s,
+                    "tf_half_pixel_for_nn" => (xi + 0.5) / s,
+                    m => bail!("coordinate_transformation_mode {m:?} is not supported"),
+                };
+                let v = match nearest.as_str() {
+                    "round_prefer_floor" => {
+                        if orig.fract() == 0.5 || orig.fract() == -0.5 {
+                            orig.floor()
+                        } else {
+                            orig.round()
+                        }
+                    }
+                    "round_prefer_ceil" => {
+                        if orig.fract() == 0.5 || orig.fract() == -0.5 {
+                            orig.ceil()
+                        } else {
+                            orig.round()
+                        }
+                    }
+                    "floor" => orig.floor(),
+                    "ceil" => orig.ceil(),
+                    m => bail!("nearest_mode {m:?} is not supported"),
+                };
+                idx.push((v.max(0.0) as i64).min(len_in as i64 - 1).max(0));
+            }
+            let it = self.g.add_const(
+                format!("{}::idx{k}", node.name),
+                DType::I64,
+                vec![len_out],
+                Data::from_i64(&idx),
+            )?;
+            let cs = self.shape(cur);
+            let mut os = cs.clone();
+            os[k] = len_out;
+            let op = Op::Gather {
+                outer: cs[..k].iter().product(),
+                axis: cs[k],
+                inner: cs[k + 1..].iter().product(),
+            };
+            let last = (k + 1..r).all(|j| out[j] == xs[j] && scale[j] == 1.0);
+            let o = if last {
+                self.new_out(node, 0, self.dtype(x), os)?
+            } else {
+                self.tmp(node, "resized", self.dtype(x), os)
+            };
+            self.g.emit(op, &[Some(cur), Some(it)], o, &node.name)?;
+            cur = o;
+        }
+        if cur == x {
+            return self.set_out(node, 0, x);
+        }
+        Ok(())
     }
 
     /// ScatterND on constants (e.g. attention masks built at export time) folds; on run-time
