@@ -190,6 +190,31 @@ fn check_type<T: Elem>(d: DType) -> Result<()> {
     }
 }
 
+/// Runs `$body` with `$t` bound to the unsigned integer type of the element size: the data
+/// movement kernels only copy bits, so one instance per size serves every dtype.
+macro_rules! by_size {
+    ($size:expr, $t:ident => $body:expr) => {
+        match $size {
+            1 => {
+                type $t = u8;
+                $body
+            }
+            2 => {
+                type $t = u16;
+                $body
+            }
+            4 => {
+                type $t = u32;
+                $body
+            }
+            _ => {
+                type $t = u64;
+                $body
+            }
+        }
+    };
+}
+
 /// A failure inside one step.
 #[derive(Debug)]
 pub enum StepError {
@@ -317,48 +342,7 @@ pub fn eval(
         Op::Where { bc } => {
             let c = b(0)?;
             let (x, y) = (b(1)?, b(2)?);
-            match out_dtype.size() {
-                1 => k::elementwise::where_select::<u8>(
-                    bc.dims(),
-                    c,
-                    bc.strides(0),
-                    x,
-                    bc.strides(1),
-                    y,
-                    bc.strides(2),
-                    out,
-                ),
-                2 => k::elementwise::where_select::<u16>(
-                    bc.dims(),
-                    c,
-                    bc.strides(0),
-                    cast(x)?,
-                    bc.strides(1),
-                    cast(y)?,
-                    bc.strides(2),
-                    cast_mut(out)?,
-                ),
-                4 => k::elementwise::where_select::<u32>(
-                    bc.dims(),
-                    c,
-                    bc.strides(0),
-                    cast(x)?,
-                    bc.strides(1),
-                    cast(y)?,
-                    bc.strides(2),
-                    cast_mut(out)?,
-                ),
-                _ => k::elementwise::where_select::<u64>(
-                    bc.dims(),
-                    c,
-                    bc.strides(0),
-                    cast(x)?,
-                    bc.strides(1),
-                    cast(y)?,
-                    bc.strides(2),
-                    cast_mut(out)?,
-                ),
-            }
+            by_size!(out_dtype.size(), T => k::elementwise::where_select::<T>(bc.dims(), c, bc.strides(0), cast(x)?, bc.strides(1), cast(y)?, bc.strides(2), cast_mut(out)?))
         }
         Op::Unary { op } => k::activation::unary_f32(op, f(0)?, cast_mut(out)?),
         Op::Cast => cast_elems(ins[0].ok_or_else(missing)?, out_dtype, out)?,
@@ -393,12 +377,7 @@ pub fn eval(
         Op::Gather { outer, axis, inner } => {
             let idx = cast::<i64>(b(1)?)?;
             let d = b(0)?;
-            match out_dtype.size() {
-                1 => k::gather::gather::<u8>(outer, axis, inner, d, idx, out)?,
-                2 => k::gather::gather::<u16>(outer, axis, inner, cast(d)?, idx, cast_mut(out)?)?,
-                4 => k::gather::gather::<u32>(outer, axis, inner, cast(d)?, idx, cast_mut(out)?)?,
-                _ => k::gather::gather::<u64>(outer, axis, inner, cast(d)?, idx, cast_mut(out)?)?,
-            }
+            by_size!(out_dtype.size(), T => k::gather::gather::<T>(outer, axis, inner, cast(d)?, idx, cast_mut(out)?)?)
         }
         Op::GatherElements {
             rank,
@@ -409,18 +388,7 @@ pub fn eval(
             let idx = cast::<i64>(b(1)?)?;
             let d = b(0)?;
             let (dd, id) = (&data_dims[..rank], &idx_dims[..rank]);
-            match out_dtype.size() {
-                1 => k::gather::gather_elements::<u8>(dd, id, axis, d, idx, out)?,
-                2 => {
-                    k::gather::gather_elements::<u16>(dd, id, axis, cast(d)?, idx, cast_mut(out)?)?
-                }
-                4 => {
-                    k::gather::gather_elements::<u32>(dd, id, axis, cast(d)?, idx, cast_mut(out)?)?
-                }
-                _ => {
-                    k::gather::gather_elements::<u64>(dd, id, axis, cast(d)?, idx, cast_mut(out)?)?
-                }
-            }
+            by_size!(out_dtype.size(), T => k::gather::gather_elements::<T>(dd, id, axis, cast(d)?, idx, cast_mut(out)?)?)
         }
         Op::Copy(c) => {
             let s = b(0)?;
@@ -429,36 +397,7 @@ pub fn eval(
                 &c.src_strides[..c.rank],
                 &c.dst_strides[..c.rank],
             );
-            match out_dtype.size() {
-                1 => k::copy::copy_strided::<u8>(dims, s, c.src_off, ss, out, c.dst_off, ds),
-                2 => k::copy::copy_strided::<u16>(
-                    dims,
-                    cast(s)?,
-                    c.src_off,
-                    ss,
-                    cast_mut(out)?,
-                    c.dst_off,
-                    ds,
-                ),
-                4 => k::copy::copy_strided::<u32>(
-                    dims,
-                    cast(s)?,
-                    c.src_off,
-                    ss,
-                    cast_mut(out)?,
-                    c.dst_off,
-                    ds,
-                ),
-                _ => k::copy::copy_strided::<u64>(
-                    dims,
-                    cast(s)?,
-                    c.src_off,
-                    ss,
-                    cast_mut(out)?,
-                    c.dst_off,
-                    ds,
-                ),
-            }
+            by_size!(out_dtype.size(), T => k::copy::copy_strided::<T>(dims, cast(s)?, c.src_off, ss, cast_mut(out)?, c.dst_off, ds))
         }
         Op::Pad {
             mode,
@@ -470,12 +409,7 @@ pub fn eval(
         } => {
             let x = b(0)?;
             let (id, od, bg) = (&in_dims[..rank], &out_dims[..rank], &begin[..rank]);
-            match out_dtype.size() {
-                1 => k::pad::pad::<u8>(mode, id, od, bg, value as u8, x, out),
-                2 => k::pad::pad::<u16>(mode, id, od, bg, value as u16, cast(x)?, cast_mut(out)?),
-                4 => k::pad::pad::<u32>(mode, id, od, bg, value as u32, cast(x)?, cast_mut(out)?),
-                _ => k::pad::pad::<u64>(mode, id, od, bg, value, cast(x)?, cast_mut(out)?),
-            }
+            by_size!(out_dtype.size(), T => k::pad::pad::<T>(mode, id, od, bg, value as T, cast(x)?, cast_mut(out)?))
         }
         Op::Pool2d { kind, g } => k::pool::pool2d_f32(kind, &g, f(0)?, cast_mut(out)?),
     }
