@@ -47,6 +47,8 @@ pub mod caps {
     pub const STEP_PARAMS: u32 = 256;
     /// Arena bytes.
     pub const ARENA: u64 = 1 << 40;
+    /// Inner-loop iterations of one step whose work nothing else bounds (pooling windows).
+    pub const STEP_WORK: u64 = 1 << 36;
 }
 
 /// Section kinds. New kinds are appended; a reader ignores kinds it does not know.

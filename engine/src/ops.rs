@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use crate::error::Error;
-use crate::format::{le_u32, DType, MAX_RANK};
+use crate::format::{caps, le_u32, DType, MAX_RANK};
 use mote_targets::{
     Activation, BinaryOp, CompareOp, Conv2dGeom, PadMode, Pool2dGeom, PoolKind, ReduceOp, UnaryOp,
 };
@@ -1113,6 +1113,11 @@ impl Op {
                     batch = mul(batch, g.batch[i])?;
                 }
                 expect_elems(*out, prod(&[batch, g.m, g.n])?)?;
+                // The contraction must walk through A and B, so its length is bounded by their
+                // sizes (a zero stride would let a hostile file ask for any amount of work).
+                if out.elems > 0 && g.k > 1 && (g.a_cs == 0 || g.b_rs == 0) {
+                    return Err("matmul contraction stride is zero");
+                }
                 if batch > 0 && g.m > 0 && g.k > 0 {
                     let am = add(add(a_max, mul(g.m - 1, g.a_rs)?)?, mul(g.k - 1, g.a_cs)?)?;
                     if am >= a.elems {
@@ -1345,6 +1350,11 @@ impl Op {
                 window_fits(g.w_out, g.stride_w, g.kw, g.dil_w)?;
                 expect_elems(f32_of(need(0)?)?, prod(&[g.planes, g.h_in, g.w_in])?)?;
                 expect_elems(f32_of(*out)?, prod(&[g.planes, g.h_out, g.w_out])?)?;
+                // Nothing else bounds the window (it reads no weights): cap the work so a
+                // hostile file cannot make one step run for hours.
+                if prod(&[out.elems, g.kh, g.kw]).map_or(true, |w| w as u64 > caps::STEP_WORK) {
+                    return Err("pool window work exceeds the cap");
+                }
             }
         }
         Ok(())

@@ -2020,3 +2020,49 @@ fn random_step_mutations_of_every_op_never_panic() {
         failures.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Work bounds: steps whose loop lengths nothing else bounds
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn matmul_with_a_zero_contraction_stride_is_refused() {
+    let f0 = File::new(block());
+    let mm = (0..f0.n_steps())
+        .find(|&i| f0.step(i).op == code::MATMUL)
+        .unwrap();
+    // The Gemm lowers with no batch dims: words [0, m, n, k, a_rs, a_cs, b_rs, b_cs, ...].
+    assert_eq!(f0.param(mm, 0), 0);
+    assert!(
+        f0.param(mm, 3) > 1,
+        "the fixture's Gemm contracts over more than one element"
+    );
+    for k in [5usize, 6] {
+        let mut f = f0.clone();
+        f.set_param(mm, k, 0);
+        assert_err!(
+            f.fixed(),
+            Error::BadStep { index, reason: "matmul contraction stride is zero" } if index == mm as u32
+        );
+    }
+}
+
+#[test]
+fn pool_window_beyond_the_work_cap_is_refused() {
+    let f0 = File::new(&fixture("avgpool_2x2_s2"));
+    let p = (0..f0.n_steps())
+        .find(|&i| f0.step(i).op == code::POOL2D)
+        .unwrap();
+    // Words: [kind, planes, h_in, w_in, h_out, w_out, kh, kw, ...].
+    let mut f = f0.clone();
+    f.set_param(p, 6, 1 << 20);
+    f.set_param(p, 7, 1 << 20);
+    assert_err!(
+        f.fixed(),
+        Error::BadStep { index, reason: "pool window work exceeds the cap" } if index == p as u32
+    );
+    // A large but bounded window still loads.
+    let mut f = f0.clone();
+    f.set_param(p, 6, 64);
+    assert!(open(&f.fixed()).is_ok());
+}
