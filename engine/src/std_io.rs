@@ -84,3 +84,11 @@ impl<'m> OwnedSession<'m> {
         Session::new(self.model, &mut self.arena)
     }
 }
+
+impl Model<'_> {
+    /// Memory-maps a `.mote` file (same as [`MappedModel::open`]); call
+    /// [`MappedModel::model`] on the result to validate it and borrow the [`Model`].
+    pub fn open(path: impl AsRef<Path>) -> Result<MappedModel> {
+        MappedModel::open(path)
+    }
+}
