@@ -2,6 +2,9 @@
 //! std has none), over dense sweeps of f32 inputs. The asserted bounds are the ones documented
 //! in `math.rs`; each test prints the worst error it saw (`--nocapture`).
 
+mod common;
+
+use common::{erf64, erf_series, erfc64, erfc_cf};
 use mote_targets::generic::math;
 
 /// Spacing of f32 values at the magnitude of `exact` (the subnormal spacing below 2^-126).
@@ -290,48 +293,6 @@ fn tanh_accuracy() {
 
 // ---------------------------------------------------------------------------------------------
 // erf and erfc against an independent f64 implementation.
-
-/// erf(x) for x >= 0 from the everywhere-positive series
-/// `erf x = 2/sqrt(pi) e^(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1))` (no cancellation).
-fn erf_series(x: f64) -> f64 {
-    let x2 = x * x;
-    let mut term = x;
-    let mut sum = x;
-    let mut n = 0.0;
-    while term > sum * 1e-18 {
-        n += 1.0;
-        term *= 2.0 * x2 / (2.0 * n + 1.0);
-        sum += term;
-    }
-    2.0 / std::f64::consts::PI.sqrt() * (-x2).exp() * sum
-}
-
-/// erfc(x) for x >= 2 by its continued fraction, evaluated bottom-up.
-fn erfc_cf(x: f64) -> f64 {
-    let mut t = 0.0;
-    for n in (1..400).rev() {
-        t = (n as f64 / 2.0) / (x + t);
-    }
-    (-x * x).exp() / std::f64::consts::PI.sqrt() / (x + t)
-}
-
-fn erf64(x: f64) -> f64 {
-    let a = x.abs();
-    let r = if a < 3.0 {
-        erf_series(a)
-    } else {
-        1.0 - erfc_cf(a)
-    };
-    r.copysign(x)
-}
-
-fn erfc64(x: f64) -> f64 {
-    if x < 2.0 {
-        1.0 - erf64(x)
-    } else {
-        erfc_cf(x)
-    }
-}
 
 #[test]
 fn erf_reference_is_sane() {

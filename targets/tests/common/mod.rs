@@ -54,7 +54,7 @@ pub fn assert_same(got: &[f32], want: &[f32]) {
 
 /// erf(x) for x >= 0 from the everywhere-positive series
 /// `erf x = 2/sqrt(pi) e^(-x^2) sum_n 2^n x^(2n+1) / (1*3*...*(2n+1))`.
-fn erf_series(x: f64) -> f64 {
+pub fn erf_series(x: f64) -> f64 {
     let x2 = x * x;
     let mut term = x;
     let mut sum = x;
@@ -68,7 +68,7 @@ fn erf_series(x: f64) -> f64 {
 }
 
 /// erfc(x) for x >= 2 by its continued fraction.
-fn erfc_cf(x: f64) -> f64 {
+pub fn erfc_cf(x: f64) -> f64 {
     let mut t = 0.0;
     for n in (1..400).rev() {
         t = (n as f64 / 2.0) / (x + t);

@@ -197,19 +197,7 @@ impl Lowerer {
         let eq = self.expand_ellipsis(node, &eq)?;
         let (lhs, rhs) = match eq.split_once("->") {
             Some((l, r)) => (l.to_string(), r.to_string()),
-            None => {
-                let mut counts: HashMap<char, usize> = HashMap::new();
-                for c in eq.chars().filter(|c| c.is_alphabetic()) {
-                    *counts.entry(c).or_default() += 1;
-                }
-                let mut r: Vec<char> = counts
-                    .into_iter()
-                    .filter(|&(_, n)| n == 1)
-                    .map(|(c, _)| c)
-                    .collect();
-                r.sort();
-                (eq.clone(), r.into_iter().collect())
-            }
+            None => (eq.clone(), implicit_output(&eq)),
         };
         let terms: Vec<Vec<char>> = lhs.split(',').map(|t| t.chars().collect()).collect();
         let out: Vec<char> = rhs.chars().collect();
@@ -444,20 +432,24 @@ impl Lowerer {
             .collect();
         let new_rhs = match rhs {
             Some(r) => r.replace("...", &ell(max_e)),
-            None => {
-                let mut counts: HashMap<char, usize> = HashMap::new();
-                for c in lhs.replace("...", "").chars().filter(|c| c.is_alphabetic()) {
-                    *counts.entry(c).or_default() += 1;
-                }
-                let mut r: Vec<char> = counts
-                    .into_iter()
-                    .filter(|&(_, n)| n == 1)
-                    .map(|(c, _)| c)
-                    .collect();
-                r.sort();
-                ell(max_e) + &r.into_iter().collect::<String>()
-            }
+            None => ell(max_e) + &implicit_output(&lhs.replace("...", "")),
         };
         Ok(format!("{}->{}", new_lhs.join(","), new_rhs))
     }
+}
+
+/// The output of an Einsum equation without `->`: the indices that appear exactly once, in
+/// alphabetical order (ONNX / numpy implicit mode).
+fn implicit_output(lhs: &str) -> String {
+    let mut counts: HashMap<char, usize> = HashMap::new();
+    for c in lhs.chars().filter(|c| c.is_alphabetic()) {
+        *counts.entry(c).or_default() += 1;
+    }
+    let mut r: Vec<char> = counts
+        .into_iter()
+        .filter(|&(_, n)| n == 1)
+        .map(|(c, _)| c)
+        .collect();
+    r.sort();
+    r.into_iter().collect()
 }
