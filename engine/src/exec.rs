@@ -449,78 +449,95 @@ pub fn eval_in_place(
     Ok(())
 }
 
+/// A Cast operand, viewed once as its element type.
+enum CastSrc<'a> {
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+    I32(&'a [i32]),
+    I8(&'a [i8]),
+    U8(&'a [u8]),
+}
+
+impl CastSrc<'_> {
+    fn len(&self) -> usize {
+        match self {
+            CastSrc::F32(v) => v.len(),
+            CastSrc::I64(v) => v.len(),
+            CastSrc::I32(v) => v.len(),
+            CastSrc::I8(v) => v.len(),
+            CastSrc::U8(v) => v.len(),
+        }
+    }
+    /// Element `i` rounded to f32 (integers exactly where f32 can hold them).
+    fn f32_at(&self, i: usize) -> f32 {
+        match self {
+            CastSrc::F32(v) => v[i],
+            CastSrc::I64(v) => v[i] as f32,
+            CastSrc::I32(v) => v[i] as f32,
+            CastSrc::I8(v) => v[i] as f32,
+            CastSrc::U8(v) => v[i] as f32,
+        }
+    }
+    /// Element `i` as an integer (floats truncate toward zero, saturating).
+    fn i64_at(&self, i: usize) -> i64 {
+        match self {
+            CastSrc::F32(v) => v[i] as i64,
+            CastSrc::I64(v) => v[i],
+            CastSrc::I32(v) => v[i] as i64,
+            CastSrc::I8(v) => v[i] as i64,
+            CastSrc::U8(v) => v[i] as i64,
+        }
+    }
+    /// Element `i` as a bool (`!= 0`; NaN is true).
+    fn nonzero(&self, i: usize) -> bool {
+        match self {
+            CastSrc::F32(v) => v[i] != 0.0,
+            _ => self.i64_at(i) != 0,
+        }
+    }
+}
+
 fn cast_elems(src: (DType, &[u8]), to: DType, out: &mut [u8]) -> Result<()> {
     let (from, x) = src;
-    macro_rules! read_as_f64 {
-        ($i:expr) => {
-            match from {
-                DType::F32 => cast::<f32>(x)?[$i] as f64,
-                DType::I64 => cast::<i64>(x)?[$i] as f64,
-                DType::I32 => cast::<i32>(x)?[$i] as f64,
-                DType::I8 => cast::<i8>(x)?[$i] as f64,
-                DType::U8 | DType::Bool => x[$i] as f64,
-                DType::F16 => 0.0,
-            }
-        };
-    }
-    let n = x.len() / from.size();
-    // Integer -> integer goes through i64 so large int64 values stay exact.
-    let int_from = |i: usize| -> Result<i64> {
-        Ok(match from {
-            DType::I64 => cast::<i64>(x)?[i],
-            DType::I32 => cast::<i32>(x)?[i] as i64,
-            DType::I8 => cast::<i8>(x)?[i] as i64,
-            DType::U8 | DType::Bool => x[i] as i64,
-            DType::F32 => cast::<f32>(x)?[i] as i64,
-            DType::F16 => 0,
-        })
+    let unsupported = Error::BadStep {
+        index: 0,
+        reason: "cast to or from float16",
     };
+    let x = match from {
+        DType::F32 => CastSrc::F32(cast(x)?),
+        DType::I64 => CastSrc::I64(cast(x)?),
+        DType::I32 => CastSrc::I32(cast(x)?),
+        DType::I8 => CastSrc::I8(cast(x)?),
+        DType::U8 | DType::Bool => CastSrc::U8(x),
+        DType::F16 => return Err(unsupported),
+    };
+    let n = x.len();
     match to {
-        DType::F32 => {
-            let o = cast_mut::<f32>(out)?;
-            for i in 0..n {
-                o[i] = if from == DType::I64 {
-                    int_from(i)? as f32
-                } else {
-                    read_as_f64!(i) as f32
-                };
-            }
-        }
-        DType::Bool => {
-            for i in 0..n {
-                out[i] =
-                    (read_as_f64!(i) != 0.0 || (from == DType::I64 && int_from(i)? != 0)) as u8;
-            }
-        }
-        DType::I64 => {
-            let o = cast_mut::<i64>(out)?;
-            for i in 0..n {
-                o[i] = int_from(i)?;
-            }
-        }
-        DType::I32 => {
-            let o = cast_mut::<i32>(out)?;
-            for i in 0..n {
-                o[i] = int_from(i)? as i32;
-            }
-        }
-        DType::I8 => {
-            let o = cast_mut::<i8>(out)?;
-            for i in 0..n {
-                o[i] = int_from(i)? as i8;
-            }
-        }
-        DType::U8 => {
-            for i in 0..n {
-                out[i] = int_from(i)? as u8;
-            }
-        }
-        DType::F16 => {
-            return Err(Error::BadStep {
-                index: 0,
-                reason: "cast to float16",
-            })
-        }
+        DType::F32 => cast_mut::<f32>(out)?[..n]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, o)| *o = x.f32_at(i)),
+        DType::Bool => out[..n]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, o)| *o = x.nonzero(i) as u8),
+        DType::I64 => cast_mut::<i64>(out)?[..n]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, o)| *o = x.i64_at(i)),
+        DType::I32 => cast_mut::<i32>(out)?[..n]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, o)| *o = x.i64_at(i) as i32),
+        DType::I8 => cast_mut::<i8>(out)?[..n]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, o)| *o = x.i64_at(i) as i8),
+        DType::U8 => out[..n]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, o)| *o = x.i64_at(i) as u8),
+        DType::F16 => return Err(unsupported),
     }
     Ok(())
 }
