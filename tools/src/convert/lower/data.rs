@@ -251,24 +251,16 @@ impl Lowerer {
             }
             let d = xs[ax] as i64;
             let fix = |v: i64| if v < 0 { v + d } else { v };
-            let (s, e, len) = if step > 0 {
+            // First index read and element count, with ONNX's clamping rules.
+            let (s, len) = if step > 0 {
                 let s = fix(starts[i]).clamp(0, d);
                 let e = fix(ends[i]).clamp(0, d);
-                (s, e, if e > s { (e - s + step - 1) / step } else { 0 })
+                (s, if e > s { (e - s + step - 1) / step } else { 0 })
             } else {
                 let s = fix(starts[i]).clamp(-1, d - 1);
                 let e = fix(ends[i]).clamp(-1, d - 1);
-                (
-                    s,
-                    e,
-                    if s > e {
-                        (s - e + (-step) - 1) / (-step)
-                    } else {
-                        0
-                    },
-                )
+                (s, if s > e { (s - e - step - 1) / -step } else { 0 })
             };
-            let _ = e;
             os[ax] = len as usize;
             if len > 0 {
                 off += s as usize * xst[ax];
