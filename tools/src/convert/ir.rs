@@ -201,6 +201,14 @@ impl Graph {
         self.tensors[t].value.as_ref()
     }
 
+    /// The values of a float32 constant.
+    pub fn f32_values(&self, t: TId) -> Result<Vec<f32>> {
+        let d = self
+            .value(t)
+            .ok_or_else(|| anyhow!("internal: {:?} is not a constant", self.tensors[t].name))?;
+        Ok(d.f32s()?.to_vec())
+    }
+
     /// Whether `t` is known at conversion time.
     pub fn is_const(&self, t: TId) -> bool {
         self.tensors[t].value.is_some()

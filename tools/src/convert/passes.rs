@@ -311,26 +311,11 @@ fn merge_affine_into_conv(g: &mut Graph) -> Result<()> {
             i += 1;
             continue;
         };
-        let scale = g.tensors[sc]
-            .value
-            .as_ref()
-            .map(|d| d.f32s().map(|v| v.to_vec()))
-            .transpose()?
-            .unwrap_or_default();
-        let shift = g.tensors[bi]
-            .value
-            .as_ref()
-            .map(|d| d.f32s().map(|v| v.to_vec()))
-            .transpose()?
-            .unwrap_or_default();
+        let scale = g.f32_values(sc)?;
+        let shift = g.f32_values(bi)?;
         let sp = g.steps[p].clone();
         let w = sp.inputs[1].unwrap_or(0);
-        let wv = g.tensors[w]
-            .value
-            .as_ref()
-            .map(|d| d.f32s().map(|v| v.to_vec()))
-            .transpose()?
-            .unwrap_or_default();
+        let wv = g.f32_values(w)?;
         let per = wv.len() / c;
         let nw: Vec<f32> = wv
             .iter()
@@ -338,12 +323,7 @@ fn merge_affine_into_conv(g: &mut Graph) -> Result<()> {
             .map(|(k, &v)| v * scale[k / per])
             .collect();
         let old_b: Vec<f32> = match sp.inputs[2] {
-            Some(b) => g.tensors[b]
-                .value
-                .as_ref()
-                .map(|d| d.f32s().map(|v| v.to_vec()))
-                .transpose()?
-                .unwrap_or_default(),
+            Some(b) => g.f32_values(b)?,
             None => vec![0.0; c],
         };
         let nb: Vec<f32> = (0..c).map(|k| old_b[k] * scale[k] + shift[k]).collect();
@@ -395,12 +375,7 @@ fn fuse_matmul_bias(g: &mut Graph) -> Result<()> {
             i += 1;
             continue;
         };
-        let v = g.tensors[c]
-            .value
-            .as_ref()
-            .map(|d| d.f32s().map(|v| v.to_vec()))
-            .transpose()?
-            .unwrap_or_default();
+        let v = g.f32_values(c)?;
         let bias = g.const_f32(format!("{}::bias", s.origin), vec![n], &v)?;
         g.steps[p].inputs[2] = Some(bias);
         g.steps[p].output = s.output;
@@ -444,22 +419,14 @@ fn merge_affine_into_matmul(g: &mut Graph) -> Result<()> {
             i += 1;
             continue;
         };
-        let f = |g: &Graph, t: TId| -> Result<Vec<f32>> {
-            Ok(g.tensors[t]
-                .value
-                .as_ref()
-                .map(|d| d.f32s().map(|v| v.to_vec()))
-                .transpose()?
-                .unwrap_or_default())
-        };
-        let (scale, shift, mut bv) = (f(g, sc)?, f(g, bi)?, f(g, b)?);
+        let (scale, shift, mut bv) = (g.f32_values(sc)?, g.f32_values(bi)?, g.f32_values(b)?);
         for k in 0..m.k {
             for j in 0..m.n {
                 bv[k * m.b_rs + j * m.b_cs] *= scale[j];
             }
         }
         let old_bias = match g.steps[p].inputs[2] {
-            Some(t) => f(g, t)?,
+            Some(t) => g.f32_values(t)?,
             None => vec![0.0; m.n],
         };
         let nb: Vec<f32> = (0..m.n)
