@@ -5,12 +5,13 @@ use mote::{Model, OwnedSession};
 use mote_tests::{convert_file, read_numbered, repo_root, shared_fixtures};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
     static WATCH: Cell<bool> = const { Cell::new(false) };
+    // Per thread, like WATCH: tests run in parallel, and another thread's counted allocations
+    // must not land in this thread's window.
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
 }
 
 // SAFETY: forwards to the system allocator unchanged; only counts calls made while the current
@@ -18,7 +19,7 @@ thread_local! {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            ALLOCS.with(|a| a.set(a.get() + 1));
         }
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(l) }
@@ -29,7 +30,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            ALLOCS.with(|a| a.set(a.get() + 1));
         }
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(p, l, n) }
@@ -41,11 +42,11 @@ static GLOBAL: Counting = Counting;
 
 /// Allocations made by the current thread while `f` runs.
 fn count<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = ALLOCS.with(|a| a.get());
     WATCH.with(|w| w.set(true));
     let r = f();
     WATCH.with(|w| w.set(false));
-    (r, ALLOCS.load(Ordering::Relaxed) - before)
+    (r, ALLOCS.with(|a| a.get()) - before)
 }
 
 fn check(path: &std::path::Path, inputs: Option<Vec<mote_tools::npy::Array>>, runs: usize) {
