@@ -67,6 +67,8 @@ pub enum Error {
         /// Packed-layout id in the file.
         layout: u32,
     },
+    /// The kernel set asked for (`MOTE_FORCE_ISA`) is unknown or not supported by this CPU.
+    Isa(mote_targets::isa::IsaError),
     /// A buffer does not have the alignment the engine needs.
     Misaligned {
         /// Which buffer.
@@ -133,6 +135,7 @@ impl fmt::Display for Error {
                 f,
                 "weights are packed in layout {layout}, which this build's kernels cannot read; convert for this target"
             ),
+            Error::Isa(e) => write!(f, "MOTE_FORCE_ISA: {e}"),
             Error::Misaligned { what, required } => {
                 write!(f, "{what} must be aligned to {required} bytes")
             }

@@ -7,7 +7,39 @@ use crate::model::{Model, TensorInfo};
 use crate::ops::Op;
 use crate::view::{cast, cast_mut, ArenaSplit, Elem, Region};
 use mote_targets::generic as k;
-use mote_targets::KernelError;
+use mote_targets::kernels as kd;
+use mote_targets::{Isa, KernelError};
+
+/// What a step's kernels depend on besides their operands: the kernel set and the file's
+/// packed-layout id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ctx {
+    /// Kernel set.
+    pub isa: Isa,
+    /// Packed-layout id of the weights (see `mote_targets::profile`).
+    pub layout: u32,
+}
+
+impl Ctx {
+    /// The scalar reference over plain weights (the converter's constant folding).
+    pub const REFERENCE: Ctx = Ctx {
+        isa: Isa::GENERIC,
+        layout: mote_targets::profile::LAYOUT_REFERENCE,
+    };
+}
+
+/// The kernel set a new session uses: `MOTE_FORCE_ISA` when set (with `std`), else the best the
+/// CPU supports.
+pub fn default_isa() -> Result<Isa> {
+    #[cfg(feature = "std")]
+    {
+        Isa::from_env().map_err(Error::Isa)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        Ok(Isa::best())
+    }
+}
 
 /// A model bound to an arena, ready to run. Inputs are written into the arena, `run` executes
 /// every step, outputs are read back from the arena. Graph inputs keep their values across runs.
@@ -15,12 +47,20 @@ use mote_targets::KernelError;
 pub struct Session<'m, 'a> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
+    ctx: Ctx,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
     /// Binds `model` to `arena`, which must hold at least [`Model::arena_size_min`] bytes. The
     /// arena is not cleared: inputs written through an earlier session over the same arena stay.
+    ///
+    /// The kernel set is [`default_isa`]: the best this CPU has, or `MOTE_FORCE_ISA`.
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self> {
+        Self::with_isa(model, arena, default_isa()?)
+    }
+
+    /// [`Session::new`] with an explicit kernel set.
+    pub fn with_isa(model: &'m Model<'m>, arena: &'a mut [u8], isa: Isa) -> Result<Self> {
         let given = arena.len();
         let skip = arena.as_ptr().align_offset(DATA_ALIGN);
         let need = model.arena_size();
@@ -34,7 +74,16 @@ impl<'m, 'a> Session<'m, 'a> {
             }
         };
         let arena = &mut arena[..need];
-        Ok(Session { model, arena })
+        let ctx = Ctx {
+            isa,
+            layout: model.layout(),
+        };
+        Ok(Session { model, arena, ctx })
+    }
+
+    /// The kernel set this session runs.
+    pub fn isa(&self) -> Isa {
+        self.ctx.isa
     }
 
     /// The model this session runs.
@@ -98,6 +147,12 @@ impl<'m, 'a> Session<'m, 'a> {
 
     /// Runs every step once.
     pub fn run(&mut self) -> Result<()> {
+        self.run_observed(|_, _| {})
+    }
+
+    /// Runs every step once, calling `after(i, op)` when step `i` has finished (profilers time
+    /// the gaps between calls). The observer must not allocate if the caller counts allocations.
+    pub fn run_observed(&mut self, mut after: impl FnMut(usize, &Op)) -> Result<()> {
         let model = self.model;
         let split = ArenaSplit::new(self.arena);
         for i in 0..model.step_count() {
@@ -151,9 +206,9 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             .ok_or(err("output outside the arena"))?;
             let r = if in_place {
-                eval_in_place(&step.op, &ins, out)
+                eval_in_place(self.ctx, &step.op, &ins, out)
             } else {
-                eval(&step.op, &ins, out_t.dtype, out)
+                eval(self.ctx, &step.op, &ins, out_t.dtype, out)
             };
             r.map_err(|e| match e {
                 StepError::Kernel(KernelError::IndexOutOfRange { index, len }) => {
@@ -165,6 +220,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 }
                 StepError::Other(e) => e,
             })?;
+            after(i, &step.op);
         }
         Ok(())
     }
@@ -240,6 +296,7 @@ impl From<KernelError> for StepError {
 /// converter's constant folding both call this, so folded constants are computed exactly as the
 /// runtime would compute them.
 pub fn eval(
+    ctx: Ctx,
     op: &Op,
     ins: &[Option<(DType, &[u8])>; 4],
     out_dtype: DType,
@@ -260,7 +317,14 @@ pub fn eval(
         }
     };
     match *op {
-        Op::Conv2d { g, act } => k::conv::conv2d_f32(&g, f(0)?, f(1)?, of(2)?, act, cast_mut(out)?),
+        Op::Conv2d { g, act } => {
+            let w = if crate::ops::conv_packed(ctx.layout, &g) {
+                kd::ConvWeights::Panels(f(1)?)
+            } else {
+                kd::ConvWeights::Plain(f(1)?)
+            };
+            kd::conv2d_f32(ctx.isa, &g, f(0)?, w, of(2)?, act, cast_mut(out)?)
+        }
         Op::MatMul(g) => {
             let (a, bm, bias) = (f(0)?, f(1)?, of(2)?);
             let out = cast_mut::<f32>(out)?;
@@ -272,7 +336,8 @@ pub fn eval(
                     ao += idx[d] * g.a_bs[d];
                     bo += idx[d] * g.b_bs[d];
                 }
-                k::gemm::gemm_f32(
+                kd::gemm_f32(
+                    ctx.isa,
                     g.m,
                     g.n,
                     g.k,
@@ -344,14 +409,14 @@ pub fn eval(
             let (x, y) = (b(1)?, b(2)?);
             by_size!(out_dtype.size(), T => k::elementwise::where_select::<T>(bc.dims(), c, bc.strides(0), cast(x)?, bc.strides(1), cast(y)?, bc.strides(2), cast_mut(out)?))
         }
-        Op::Unary { op } => k::activation::unary_f32(op, f(0)?, cast_mut(out)?),
+        Op::Unary { op } => kd::unary_f32(ctx.isa, op, f(0)?, cast_mut(out)?),
         Op::Cast => cast_elems(ins[0].ok_or_else(missing)?, out_dtype, out)?,
         Op::Softmax {
             outer,
             axis,
             inner,
             log,
-        } => k::norm::softmax_f32(outer, axis, inner, log, f(0)?, cast_mut(out)?),
+        } => kd::softmax_f32(ctx.isa, outer, axis, inner, log, f(0)?, cast_mut(out)?),
         Op::LayerNorm { outer, size, eps } => {
             k::norm::layernorm_f32(outer, size, eps, f(0)?, of(1)?, of(2)?, cast_mut(out)?)
         }
@@ -419,6 +484,7 @@ pub fn eval(
 /// Evaluates an op whose output is also its operand 0 (`ins[0]` is ignored). Only for ops with
 /// [`Op::in_place_ok`].
 pub fn eval_in_place(
+    ctx: Ctx,
     op: &Op,
     ins: &[Option<(DType, &[u8])>; 4],
     out: &mut [u8],
@@ -432,7 +498,7 @@ pub fn eval_in_place(
     };
     let x = cast_mut::<f32>(out)?;
     match *op {
-        Op::Unary { op } => k::activation::unary_inplace_f32(op, x),
+        Op::Unary { op } => kd::unary_inplace_f32(ctx.isa, op, x),
         Op::Binary { op, bc } => {
             k::elementwise::binary_inplace_f32(op, bc.dims(), x, f(1)?, bc.strides(1))
         }

@@ -347,7 +347,8 @@ impl<'a> Model<'a> {
                     ops[k] = Some(t.operand());
                 }
             }
-            s.op.validate(&ops, &out.operand()).map_err(err)?;
+            s.op.validate(self.header.layout, &ops, &out.operand())
+                .map_err(err)?;
         }
         Ok(())
     }

@@ -598,6 +598,11 @@ fn bcast_encode<const N: usize>(b: &Bcast<N>, w: &mut dyn FnMut(u32)) {
     }
 }
 
+/// Whether a convolution's weight is panel-packed in a file of `layout`.
+pub fn conv_packed(layout: u32, g: &Conv2dGeom) -> bool {
+    layout == mote_targets::profile::LAYOUT_PANEL6 && mote_targets::kernels::conv_uses_panels(g)
+}
+
 fn words_usize(w: &mut dyn FnMut(u32), xs: &[usize]) {
     for &x in xs {
         w(x as u32);
@@ -1046,8 +1051,12 @@ impl Op {
 
     /// Checks the op against its operands: dtypes, element counts and every index the kernel
     /// can reach. After this passes, running the step cannot index out of bounds.
+    ///
+    /// `layout` is the file's packed-layout id: it decides how many values a convolution's
+    /// weight holds (see `mote_targets::profile`).
     pub fn validate(
         &self,
+        layout: u32,
         ins: &[Option<Operand>; 4],
         out: &Operand,
     ) -> core::result::Result<(), &'static str> {
@@ -1089,7 +1098,21 @@ impl Op {
                 // The kernel treats every input position outside the image as zero padding,
                 // so only the element counts need to agree.
                 expect_elems(x, prod(&[g.n, g.c_in, g.h_in, g.w_in])?)?;
-                expect_elems(wt, prod(&[g.c_out, g.c_in / g.groups, g.kh, g.kw])?)?;
+                if conv_packed(layout, &g) {
+                    // Panels of MR = 6 rows per group: the checked product is the length.
+                    let len = prod(&[
+                        g.groups,
+                        (g.c_out / g.groups).div_ceil(mote_targets::gemm::MR),
+                        mote_targets::gemm::MR,
+                        g.c_in / g.groups,
+                        g.kh,
+                        g.kw,
+                    ])?;
+                    debug_assert_eq!(len, mote_targets::kernels::conv_panels_len(&g));
+                    expect_elems(wt, len)?;
+                } else {
+                    expect_elems(wt, prod(&[g.c_out, g.c_in / g.groups, g.kh, g.kw])?)?;
+                }
                 expect_elems(*out, prod(&[g.n, g.c_out, g.h_out, g.w_out])?)?;
                 if let Some(b) = ins[2] {
                     expect_elems(f32_of(b)?, g.c_out)?;

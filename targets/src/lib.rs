@@ -8,8 +8,19 @@
 #![no_std]
 #![warn(missing_docs)]
 
+#[cfg(feature = "std")]
+extern crate std;
+
+mod dwconv;
+pub mod gemm;
 pub mod generic;
+pub mod isa;
+pub mod kernels;
 pub mod profile;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+
+pub use isa::{Isa, IsaKind};
 
 /// Largest tensor rank any kernel handles.
 pub const MAX_RANK: usize = 8;

@@ -1,11 +1,20 @@
 //! Board profiles: which ISA features, weight precisions and packed layouts a target gets.
 //!
-//! Version 1 of the `.mote` format knows one packed layout, [`LAYOUT_REFERENCE`]: plain
-//! row-major weights in ONNX order, read by the scalar reference kernels. ISA-specific layouts
-//! are appended later; a file records the layout it was packed for.
+//! A file records the layout its weights were packed in. Layouts:
+//!
+//! - [`LAYOUT_REFERENCE`]: plain row-major weights in ONNX order.
+//! - [`LAYOUT_PANEL6`]: the weights of every convolution that runs as a GEMM (all but
+//!   depthwise) are stored as A panels of [`crate::gemm::MR`] = 6 rows
+//!   ([`crate::kernels::ConvWeights::Panels`]), the order every SIMD micro-kernel reads
+//!   (AVX2, AVX-512 and NEON share `MR`). The scalar reference reads it too, so a panel file
+//!   runs on every CPU and under every `MOTE_FORCE_ISA`.
+//!
+//! Layout ids are append-only; a reader refuses ids it does not know.
 
 /// Row-major ONNX-order weights, readable by every kernel set.
 pub const LAYOUT_REFERENCE: u32 = 0;
+/// GEMM convolution weights packed in panels of 6 rows.
+pub const LAYOUT_PANEL6: u32 = 1;
 
 /// A conversion target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +27,7 @@ pub struct Profile {
     pub layout: u32,
 }
 
-/// Every known profile. All use the reference layout until packed kernels land.
+/// Every known profile.
 pub const PROFILES: &[Profile] = &[
     Profile {
         name: "generic",
@@ -28,37 +37,37 @@ pub const PROFILES: &[Profile] = &[
     Profile {
         name: "x86-64-v3",
         description: "x86-64 with AVX2 + FMA",
-        layout: LAYOUT_REFERENCE,
+        layout: LAYOUT_PANEL6,
     },
     Profile {
         name: "x86-64-v4",
         description: "x86-64 with AVX-512",
-        layout: LAYOUT_REFERENCE,
+        layout: LAYOUT_PANEL6,
     },
     Profile {
         name: "rpi3",
         description: "Raspberry Pi 3, Cortex-A53, NEON",
-        layout: LAYOUT_REFERENCE,
+        layout: LAYOUT_PANEL6,
     },
     Profile {
         name: "rpi4",
         description: "Raspberry Pi 4, Cortex-A72, NEON",
-        layout: LAYOUT_REFERENCE,
+        layout: LAYOUT_PANEL6,
     },
     Profile {
         name: "rpi5",
         description: "Raspberry Pi 5, Cortex-A76, NEON + fp16 + dotprod",
-        layout: LAYOUT_REFERENCE,
+        layout: LAYOUT_PANEL6,
     },
     Profile {
         name: "jetson-nano",
         description: "Jetson Nano, Cortex-A57, NEON",
-        layout: LAYOUT_REFERENCE,
+        layout: LAYOUT_PANEL6,
     },
     Profile {
         name: "jetson-orin",
         description: "Jetson Orin, Cortex-A78AE, NEON + fp16 + dotprod",
-        layout: LAYOUT_REFERENCE,
+        layout: LAYOUT_PANEL6,
     },
     Profile {
         name: "cortex-m7",
@@ -74,5 +83,21 @@ pub fn find(name: &str) -> Option<&'static Profile> {
 
 /// Whether kernels of this build can read weights packed in `layout`.
 pub fn layout_supported(layout: u32) -> bool {
-    layout == LAYOUT_REFERENCE
+    layout == LAYOUT_REFERENCE || layout == LAYOUT_PANEL6
+}
+
+/// The profile for the machine this runs on: `x86-64-v4`, `x86-64-v3`, `rpi4` for any aarch64
+/// (NEON, no optional extensions assumed), else `generic`.
+pub fn host() -> &'static Profile {
+    use crate::isa::IsaKind;
+    let name = if IsaKind::Avx512.available() {
+        "x86-64-v4"
+    } else if IsaKind::Avx2.available() {
+        "x86-64-v3"
+    } else if IsaKind::Neon.available() {
+        "rpi4"
+    } else {
+        "generic"
+    };
+    find(name).unwrap_or(&PROFILES[0])
 }

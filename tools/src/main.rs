@@ -8,6 +8,11 @@ use mote_tools::npy;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod bench;
+
+#[global_allocator]
+static ALLOC: bench::CountingAlloc = bench::CountingAlloc;
+
 #[derive(Parser)]
 #[command(
     name = "mote",
@@ -58,6 +63,29 @@ enum Cmd {
         /// Print the top-K classes of the first output.
         #[arg(long, default_value_t = 0)]
         top: usize,
+    },
+    /// Time a .mote model: load time, min/median/p90 latency, allocations per run.
+    Bench {
+        /// The .mote model.
+        model: PathBuf,
+        /// Inputs (.npy, in order or NAME=FILE); without them, deterministic random values.
+        #[arg(short, long = "input")]
+        inputs: Vec<String>,
+        /// Timed runs.
+        #[arg(long, default_value_t = 100)]
+        iters: usize,
+        /// Untimed runs before timing.
+        #[arg(long, default_value_t = 10)]
+        warmup: usize,
+        /// Worker threads per session.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Machine-readable output (median_ms, load_ms, allocations_per_run, ...).
+        #[arg(long)]
+        json: bool,
+        /// Also time every step and print the time per kind of op.
+        #[arg(long)]
+        profile: bool,
     },
     /// Describe a .mote model.
     Inspect {
@@ -143,6 +171,37 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             output_dir,
             top,
         } => run(&model, &inputs, output, output_dir, top),
+        Cmd::Bench {
+            model,
+            inputs,
+            iters,
+            warmup,
+            threads,
+            json,
+            profile,
+        } => {
+            let data = {
+                let mapped = open(&model)?;
+                let m = mapped
+                    .model()
+                    .map_err(|e| anyhow!("{}: {e}", model.display()))?;
+                read_inputs(&m, &inputs)?
+                    .into_iter()
+                    .map(|(i, a)| (i, a.data))
+                    .collect::<Vec<_>>()
+            };
+            bench::bench(
+                &model,
+                &data,
+                &bench::BenchOpts {
+                    iters,
+                    warmup,
+                    threads,
+                    json,
+                    profile,
+                },
+            )
+        }
         Cmd::Inspect { model, json } => {
             inspect(&model, json, log::max_level() >= log::LevelFilter::Debug)
         }
@@ -153,19 +212,10 @@ fn open(path: &Path) -> Result<MappedModel> {
     MappedModel::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
-fn run(
-    path: &Path,
-    inputs: &[String],
-    output: Option<PathBuf>,
-    output_dir: Option<PathBuf>,
-    top: usize,
-) -> Result<()> {
-    let mapped = open(path)?;
-    let model = mapped
-        .model()
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let mut owned = OwnedSession::new(&model)?;
-    let mut s = owned.session()?;
+/// Reads `-i` specs (`FILE` for the next unnamed input, or `NAME=FILE`) and checks each file's
+/// shape and dtype against the model: `(input index, array)` pairs.
+fn read_inputs(model: &Model<'_>, inputs: &[String]) -> Result<Vec<(usize, npy::Array)>> {
+    let mut out: Vec<(usize, npy::Array)> = vec![];
     let mut next_positional = 0usize;
     let mut given = vec![false; model.input_count()];
     for spec in inputs {
@@ -213,6 +263,28 @@ fn run(
                 info.dtype.name()
             );
         }
+        given[idx] = true;
+        out.push((idx, a));
+    }
+    Ok(out)
+}
+
+fn run(
+    path: &Path,
+    inputs: &[String],
+    output: Option<PathBuf>,
+    output_dir: Option<PathBuf>,
+    top: usize,
+) -> Result<()> {
+    let mapped = open(path)?;
+    let model = mapped
+        .model()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut owned = OwnedSession::new(&model)?;
+    let mut s = owned.session()?;
+    let data = read_inputs(&model, inputs)?;
+    let mut given = vec![false; model.input_count()];
+    for (idx, a) in data {
         s.input_bytes_mut(idx)?.copy_from_slice(&a.data);
         given[idx] = true;
     }

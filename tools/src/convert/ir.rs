@@ -251,6 +251,7 @@ impl Graph {
             }
             let out = &self.tensors[output];
             op.validate(
+                mote_targets::profile::LAYOUT_REFERENCE,
                 &operands,
                 &Operand {
                     dtype: out.dtype,
@@ -275,8 +276,14 @@ impl Graph {
                         *s = Some((self.tensors[t].dtype, d.bytes()));
                     }
                 }
-                mote::exec::eval(op, &srcs, self.tensors[output].dtype, data.bytes_mut())
-                    .map_err(|e| anyhow!("constant folding failed in {origin}: {e:?}"))?;
+                mote::exec::eval(
+                    mote::exec::Ctx::REFERENCE,
+                    op,
+                    &srcs,
+                    self.tensors[output].dtype,
+                    data.bytes_mut(),
+                )
+                .map_err(|e| anyhow!("constant folding failed in {origin}: {e:?}"))?;
             }
             self.tensors[output].value = Some(data);
         } else {

@@ -1,0 +1,396 @@
+//! The blocked GEMM driver behind every SIMD matrix kernel, and its operand sources.
+//!
+//! Every SIMD micro-kernel computes an `MR x nr` tile (`nr <= NR` of that kernel) of
+//! `C = A B` over a chunk of at most [`KC`] steps of the shared dimension:
+//!
+//! - A is read from a *panel*: `MR` rows interleaved, `a[p * MR + i]` is row `i`, step `p`.
+//!   Constant weights are stored in this layout by the converter ([`pack_a_panels`]); anything
+//!   else is packed into a stack buffer once per tile row and chunk.
+//! - B is read row by row, `b[p * ldb + j]`, straight from the tensor when its rows are
+//!   contiguous and in bounds, otherwise from a tile packed by its [`BSource`].
+//! - C is written with row stride `ldc`, only rows `< mr` and columns `< nr`.
+//!
+//! On the last chunk the kernel applies the epilogue in registers: `alpha`, a bias per row or
+//! per column, and the activation. `MR` is the same for every SIMD kernel set, so one packed
+//! weight layout ([`crate::profile::LAYOUT_PANEL6`]) serves all of them.
+
+use crate::Activation;
+
+/// Rows per A panel, shared by every SIMD micro-kernel.
+pub const MR: usize = 6;
+/// Steps of the shared dimension per chunk.
+pub const KC: usize = 256;
+/// The widest tile any micro-kernel handles (columns).
+pub const NR_MAX: usize = 64;
+
+/// Where the bias goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Bias<'a> {
+    /// No bias.
+    None,
+    /// One value per output row (`m` values): convolutions.
+    Row(&'a [f32]),
+    /// One value per output column (`n` values): matrix multiplies.
+    Col(&'a [f32]),
+}
+
+/// The epilogue of one tile, in the micro-kernel's terms.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue {
+    /// Scale of the product.
+    pub alpha: f32,
+    /// `MR` row biases for this tile (padded rows read 0), or null.
+    pub bias_row: *const f32,
+    /// `nr` column biases for this tile, or null.
+    pub bias_col: *const f32,
+    /// Activation.
+    pub act: Activation,
+}
+
+/// A micro-kernel: see the module documentation.
+pub(crate) trait MicroKernel {
+    /// Widest tile.
+    const NR: usize;
+    /// Computes one tile.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instructions; `a` holds `kc * MR` readable values; `b`
+    /// rows `p < kc` are readable at `b + p * ldb` for `nr` values; `c` rows `i < mr` are
+    /// writable (and readable when `accumulate`) at `c + i * ldc` for `nr` values; `nr <= NR`,
+    /// `mr <= MR`; `ep`'s pointers, when not null, hold `MR` (row) or `nr` (column) values.
+    unsafe fn tile(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        accumulate: bool,
+        ep: Option<&Epilogue>,
+    );
+}
+
+/// The A operand.
+#[derive(Clone, Copy, Debug)]
+pub enum ASource<'a> {
+    /// Strided: `a(i, p) = data[offset + i * rs + p * cs]`.
+    Strided {
+        /// Storage.
+        data: &'a [f32],
+        /// Offset of `(0, 0)`.
+        offset: usize,
+        /// Row stride.
+        rs: usize,
+        /// Column stride.
+        cs: usize,
+    },
+    /// Packed by [`pack_a_panels`] for the full `m x k` matrix.
+    Panels(&'a [f32]),
+}
+
+impl ASource<'_> {
+    /// `a(i, p)` (the reference reads A through this).
+    #[inline]
+    pub fn at(&self, k: usize, i: usize, p: usize) -> f32 {
+        match *self {
+            ASource::Strided {
+                data,
+                offset,
+                rs,
+                cs,
+            } => data[offset + i * rs + p * cs],
+            ASource::Panels(d) => d[(i / MR) * k * MR + p * MR + i % MR],
+        }
+    }
+}
+
+/// Number of values [`pack_a_panels`] writes for an `m x k` matrix.
+pub fn panels_len(m: usize, k: usize) -> usize {
+    m.div_ceil(MR) * MR * k
+}
+
+/// Packs row-major `a` (`m x k`) into panels of [`MR`] rows: panel `t` holds rows
+/// `t*MR .. t*MR+MR` interleaved (`[p][i]`), rows past `m` are zero. `out` has
+/// [`panels_len`] values.
+pub fn pack_a_panels(m: usize, k: usize, a: &[f32], out: &mut [f32]) {
+    for t in 0..m.div_ceil(MR) {
+        for p in 0..k {
+            for i in 0..MR {
+                let r = t * MR + i;
+                out[t * k * MR + p * MR + i] = if r < m { a[r * k + p] } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// The B operand, `k x n`.
+pub(crate) trait BSource {
+    /// A pointer to `(pc, j0)` and the row stride, when rows `pc .. pc + kc` and columns
+    /// `j0 .. j0 + nr` can be read in place.
+    fn direct(&self, pc: usize, kc: usize, j0: usize, nr: usize) -> Option<(*const f32, usize)>;
+    /// Writes `b(pc + p, j0 + j)` to `dst[p * ld + j]` for `p < kc`, `j < nr`.
+    fn pack(&self, pc: usize, kc: usize, j0: usize, nr: usize, dst: &mut [f32], ld: usize);
+}
+
+/// A strided B matrix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StridedB<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl BSource for StridedB<'_> {
+    fn direct(&self, pc: usize, kc: usize, j0: usize, nr: usize) -> Option<(*const f32, usize)> {
+        if self.cs != 1 || kc == 0 || nr == 0 {
+            return None;
+        }
+        let first = self.offset + pc * self.rs + j0;
+        let end = first + (kc - 1) * self.rs + nr;
+        (end <= self.data.len()).then(|| (self.data[first..].as_ptr(), self.rs))
+    }
+    fn pack(&self, pc: usize, kc: usize, j0: usize, nr: usize, dst: &mut [f32], ld: usize) {
+        for p in 0..kc {
+            let row = self.offset + (pc + p) * self.rs + j0 * self.cs;
+            for j in 0..nr {
+                dst[p * ld + j] = self.data[row + j * self.cs];
+            }
+        }
+    }
+}
+
+/// The implicit im2col matrix of a convolution group: row `p = (ci, ky, kx)`, column
+/// `j = (oh, ow)`; padding reads 0.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Im2col<'a> {
+    /// The group's first input plane onwards.
+    pub input: &'a [f32],
+    pub g: &'a crate::Conv2dGeom,
+}
+
+impl BSource for Im2col<'_> {
+    fn direct(&self, pc: usize, kc: usize, j0: usize, nr: usize) -> Option<(*const f32, usize)> {
+        // A 1x1, stride-1, unpadded convolution is a plain matrix: channel planes are rows.
+        let g = self.g;
+        if g.kh * g.kw != 1
+            || g.stride_h != 1
+            || g.stride_w != 1
+            || g.pad_top != 0
+            || g.pad_left != 0
+        {
+            return None;
+        }
+        if g.h_in != g.h_out || g.w_in != g.w_out || kc == 0 || nr == 0 {
+            return None;
+        }
+        let plane = g.h_in * g.w_in;
+        let first = pc * plane + j0;
+        let end = first + (kc - 1) * plane + nr;
+        (end <= self.input.len()).then(|| (self.input[first..].as_ptr(), plane))
+    }
+    fn pack(&self, pc: usize, kc: usize, j0: usize, nr: usize, dst: &mut [f32], ld: usize) {
+        let g = self.g;
+        let plane = g.h_in * g.w_in;
+        let taps = g.kh * g.kw;
+        for p in 0..kc {
+            let q = pc + p;
+            let (ci, t) = (q / taps, q % taps);
+            let (ky, kx) = (t / g.kw, t % g.kw);
+            let src = &self.input[ci * plane..(ci + 1) * plane];
+            let row = &mut dst[p * ld..p * ld + nr];
+            let y_off = (ky * g.dil_h) as isize - g.pad_top as isize;
+            let x_off = (kx * g.dil_w) as isize - g.pad_left as isize;
+            let (mut oh, mut ow) = (j0 / g.w_out, j0 % g.w_out);
+            let mut j = 0;
+            while j < nr {
+                // One output row segment at a time.
+                let seg = (g.w_out - ow).min(nr - j);
+                let ih = (oh * g.stride_h) as isize + y_off;
+                let out = &mut row[j..j + seg];
+                if ih < 0 || ih >= g.h_in as isize {
+                    out.fill(0.0);
+                } else {
+                    let irow = &src[ih as usize * g.w_in..(ih as usize + 1) * g.w_in];
+                    for (o, v) in out.iter_mut().enumerate() {
+                        let iw = ((ow + o) * g.stride_w) as isize + x_off;
+                        *v = if iw >= 0 && (iw as usize) < g.w_in {
+                            irow[iw as usize]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+                j += seg;
+                ow = 0;
+                oh += 1;
+            }
+        }
+    }
+}
+
+/// `out[out_offset + i*ldo + j] = act(alpha * sum_p a(i,p) b(p,j) + bias)` with micro-kernel
+/// `K`.
+///
+/// # Safety
+/// The CPU supports `K`'s instructions. Everything else is checked: a geometry that does not
+/// fit the slices returns `false` without writing (the caller then runs the reference).
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm<K: MicroKernel>(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: ASource<'_>,
+    b: &impl BSource,
+    bias: Bias<'_>,
+    act: Activation,
+    out: &mut [f32],
+    out_offset: usize,
+    ldo: usize,
+) -> bool {
+    if m == 0 || n == 0 {
+        return true;
+    }
+    // Bounds of everything the kernels reach through raw pointers.
+    let out_end = (m - 1)
+        .checked_mul(ldo)
+        .and_then(|v| v.checked_add(out_offset + n));
+    if out_end.is_none_or(|e| e > out.len()) || (ldo < n && m > 1) {
+        return false;
+    }
+    match bias {
+        Bias::Row(v) if v.len() < m => return false,
+        Bias::Col(v) if v.len() < n => return false,
+        _ => {}
+    }
+    match a {
+        ASource::Panels(d) if d.len() < panels_len(m, k) => return false,
+        ASource::Strided {
+            data,
+            offset,
+            rs,
+            cs,
+        } if k > 0 && offset + (m - 1) * rs + (k - 1) * cs >= data.len() => return false,
+        _ => {}
+    }
+    let mut abuf = [0f32; KC * MR];
+    let mut bbuf = [0f32; KC * NR_MAX];
+    let mut bias_pad = [0f32; MR];
+    let out_ptr = out.as_mut_ptr();
+    let nr_k = K::NR;
+    let tiles_m = m.div_ceil(MR);
+    // k == 0: one pass with an empty chunk writes the epilogue of zero.
+    let chunks = k.div_ceil(KC).max(1);
+    let a_panel = |t: usize, pc: usize, kc: usize, abuf: &mut [f32; KC * MR]| -> *const f32 {
+        match a {
+            ASource::Panels(d) => d[t * k * MR + pc * MR..].as_ptr(),
+            ASource::Strided { .. } => {
+                let mr = MR.min(m - t * MR);
+                for p in 0..kc {
+                    for i in 0..MR {
+                        abuf[p * MR + i] = if i < mr {
+                            a.at(k, t * MR + i, pc + p)
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+                abuf.as_ptr()
+            }
+        }
+    };
+    let run_tile = |t: usize,
+                    j0: usize,
+                    nr: usize,
+                    pc: usize,
+                    kc: usize,
+                    ap: *const f32,
+                    (bp, ldb): (*const f32, usize),
+                    bias_pad: &mut [f32; MR]| {
+        let i0 = t * MR;
+        let mr = MR.min(m - i0);
+        let last = pc + kc >= k;
+        let ep = last.then(|| Epilogue {
+            alpha,
+            bias_row: match bias {
+                Bias::Row(v) => {
+                    for i in 0..MR {
+                        bias_pad[i] = if i < mr { v[i0 + i] } else { 0.0 };
+                    }
+                    bias_pad.as_ptr()
+                }
+                _ => core::ptr::null(),
+            },
+            bias_col: match bias {
+                Bias::Col(v) => v[j0..].as_ptr(),
+                _ => core::ptr::null(),
+            },
+            act,
+        });
+        // SAFETY: bounds checked above: rows i0..i0+mr, columns j0..j0+nr of the output lie
+        // in `out`; A and B pointers cover kc steps as the callers build them; the CPU
+        // supports K (caller's contract).
+        unsafe {
+            K::tile(
+                kc,
+                ap,
+                bp,
+                ldb,
+                out_ptr.add(out_offset + i0 * ldo + j0),
+                ldo,
+                mr,
+                nr,
+                pc > 0,
+                ep.as_ref(),
+            )
+        };
+    };
+    match a {
+        ASource::Panels(_) => {
+            // Weights pre-packed: B tiles outermost, each packed at most once.
+            for j0 in (0..n).step_by(nr_k) {
+                let nr = nr_k.min(n - j0);
+                for c in 0..chunks {
+                    let pc = c * KC;
+                    let kc = KC.min(k - pc);
+                    let bsrc = match b.direct(pc, kc, j0, nr) {
+                        Some(d) => d,
+                        None => {
+                            b.pack(pc, kc, j0, nr, &mut bbuf, nr_k);
+                            (bbuf.as_ptr(), nr_k)
+                        }
+                    };
+                    for t in 0..tiles_m {
+                        let ap = a_panel(t, pc, kc, &mut abuf);
+                        run_tile(t, j0, nr, pc, kc, ap, bsrc, &mut bias_pad);
+                    }
+                }
+            }
+        }
+        ASource::Strided { .. } => {
+            // A packed once per tile row and chunk, reused across the row of tiles.
+            for t in 0..tiles_m {
+                for c in 0..chunks {
+                    let pc = c * KC;
+                    let kc = KC.min(k - pc);
+                    let ap = a_panel(t, pc, kc, &mut abuf);
+                    for j0 in (0..n).step_by(nr_k) {
+                        let nr = nr_k.min(n - j0);
+                        let bsrc = match b.direct(pc, kc, j0, nr) {
+                            Some(d) => d,
+                            None => {
+                                b.pack(pc, kc, j0, nr, &mut bbuf, nr_k);
+                                (bbuf.as_ptr(), nr_k)
+                            }
+                        };
+                        run_tile(t, j0, nr, pc, kc, ap, bsrc, &mut bias_pad);
+                    }
+                }
+            }
+        }
+    }
+    true
+}

@@ -1,0 +1,149 @@
+//! Instruction-set selection: which kernel set runs, chosen once when a session is created.
+//!
+//! An [`Isa`] can only be obtained for a kernel set the running CPU supports ([`Isa::new`]
+//! checks), so the dispatching functions may call `#[target_feature]` kernels for it soundly.
+//! With `std`, features are detected at run time; without it (firmware), only what the build
+//! enables at compile time (`-C target-feature`) counts.
+
+/// The kernel sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IsaKind {
+    /// The portable scalar reference (always available).
+    Generic,
+    /// x86-64 with AVX2 and FMA (`x86-64-v3`).
+    Avx2,
+    /// x86-64 with AVX-512F (plus AVX2 and FMA) (`x86-64-v4`).
+    Avx512,
+    /// aarch64 Advanced SIMD (every aarch64 CPU).
+    Neon,
+}
+
+impl IsaKind {
+    /// Every kind, best last.
+    pub const ALL: [IsaKind; 4] = [
+        IsaKind::Generic,
+        IsaKind::Neon,
+        IsaKind::Avx2,
+        IsaKind::Avx512,
+    ];
+
+    /// The name used by `MOTE_FORCE_ISA` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            IsaKind::Generic => "generic",
+            IsaKind::Avx2 => "avx2",
+            IsaKind::Avx512 => "avx512",
+            IsaKind::Neon => "neon",
+        }
+    }
+
+    /// The kind called `name` (see [`IsaKind::name`]).
+    pub fn from_name(name: &str) -> Option<IsaKind> {
+        IsaKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the running CPU (with `std`) or the build's target features (without) support
+    /// this kernel set.
+    pub fn available(self) -> bool {
+        match self {
+            IsaKind::Generic => true,
+            IsaKind::Avx2 => x86_has_avx2(),
+            IsaKind::Avx512 => x86_has_avx2() && x86_has_avx512(),
+            IsaKind::Neon => cfg!(target_arch = "aarch64"),
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn x86_has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn x86_has_avx512() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+}
+#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+fn x86_has_avx2() -> bool {
+    cfg!(all(target_feature = "avx2", target_feature = "fma"))
+}
+#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+fn x86_has_avx512() -> bool {
+    cfg!(target_feature = "avx512f")
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn x86_has_avx2() -> bool {
+    false
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn x86_has_avx512() -> bool {
+    false
+}
+
+/// A kernel set the running CPU supports. The only ways to get one check support.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Isa(IsaKind);
+
+impl Isa {
+    /// The scalar reference, available everywhere.
+    pub const GENERIC: Isa = Isa(IsaKind::Generic);
+
+    /// `kind`, if this CPU supports it.
+    pub fn new(kind: IsaKind) -> Option<Isa> {
+        kind.available().then_some(Isa(kind))
+    }
+
+    /// The fastest kernel set this CPU supports.
+    pub fn best() -> Isa {
+        IsaKind::ALL
+            .into_iter()
+            .rev()
+            .find_map(Isa::new)
+            .unwrap_or(Isa::GENERIC)
+    }
+
+    /// The kernel set asked for by `MOTE_FORCE_ISA`, or [`Isa::best`] when it is unset.
+    /// An unknown name or one this CPU lacks is an error naming it.
+    #[cfg(feature = "std")]
+    pub fn from_env() -> Result<Isa, IsaError> {
+        match std::env::var("MOTE_FORCE_ISA") {
+            Ok(name) if !name.is_empty() => Isa::by_name(&name),
+            _ => Ok(Isa::best()),
+        }
+    }
+
+    /// The kernel set called `name`, if known and supported.
+    pub fn by_name(name: &str) -> Result<Isa, IsaError> {
+        let kind = IsaKind::from_name(name).ok_or(IsaError::Unknown)?;
+        Isa::new(kind).ok_or(IsaError::Unsupported(kind))
+    }
+
+    /// Which kernel set.
+    pub fn kind(self) -> IsaKind {
+        self.0
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+}
+
+/// Why a kernel set cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsaError {
+    /// The name is none of `generic`, `avx2`, `avx512`, `neon`.
+    Unknown,
+    /// This CPU (or, without `std`, this build) lacks the instructions.
+    Unsupported(IsaKind),
+}
+
+impl core::fmt::Display for IsaError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IsaError::Unknown => {
+                write!(f, "unknown kernel set (use generic, avx2, avx512 or neon)")
+            }
+            IsaError::Unsupported(k) => write!(f, "this CPU lacks the {} instructions", k.name()),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The dispatching entry points: one function per kernel family taking the [`Isa`] chosen at
+//! load. Each runs the fastest kernel of that set that handles the geometry and falls back to
+//! the scalar reference in [`crate::generic`] for the rest, so every geometry is covered on
+//! every set.
+
+use crate::gemm::{ASource, Bias, Im2col, StridedB};
+use crate::generic;
+use crate::generic::gemm::MatRef;
+use crate::isa::{Isa, IsaKind};
+use crate::{Activation, Conv2dGeom, UnaryOp};
+
+/// Convolution weights as stored in the file.
+#[derive(Clone, Copy, Debug)]
+pub enum ConvWeights<'a> {
+    /// `[c_out, c_in / groups, kh, kw]`, row-major.
+    Plain(&'a [f32]),
+    /// Per group, the `c_out / groups x (c_in / groups * kh * kw)` matrix packed by
+    /// [`crate::gemm::pack_a_panels`], groups one after the other
+    /// ([`crate::profile::LAYOUT_PANEL6`]).
+    Panels(&'a [f32]),
+}
+
+/// Whether a convolution runs as a GEMM (and so has panel-packed weights in
+/// [`crate::profile::LAYOUT_PANEL6`] files): every convolution except depthwise ones.
+pub fn conv_uses_panels(g: &Conv2dGeom) -> bool {
+    !(g.groups == g.c_in && g.groups == g.c_out && g.groups > 1)
+}
+
+/// Values of a panel-packed convolution weight (see [`ConvWeights::Panels`]).
+pub fn conv_panels_len(g: &Conv2dGeom) -> usize {
+    let (cog, k) = (g.c_out / g.groups, g.c_in / g.groups * g.kh * g.kw);
+    g.groups * crate::gemm::panels_len(cog, k)
+}
+
+/// Packs plain convolution weights into [`ConvWeights::Panels`] order.
+pub fn pack_conv_weights(g: &Conv2dGeom, plain: &[f32], out: &mut [f32]) {
+    let (cog, k) = (g.c_out / g.groups, g.c_in / g.groups * g.kh * g.kw);
+    let per = crate::gemm::panels_len(cog, k);
+    for gi in 0..g.groups {
+        crate::gemm::pack_a_panels(
+            cog,
+            k,
+            &plain[gi * cog * k..(gi + 1) * cog * k],
+            &mut out[gi * per..(gi + 1) * per],
+        );
+    }
+}
+
+/// `out[offset + i*ldo + j] = act(alpha * sum_k a(i,k) b(k,j) + bias[j])`, as
+/// [`generic::gemm::gemm_f32`].
+pub fn gemm_f32(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+    out_offset: usize,
+    ldo: usize,
+) {
+    let asrc = ASource::Strided {
+        data: a.data,
+        offset: a.offset,
+        rs: a.rs,
+        cs: a.cs,
+    };
+    let bsrc = StridedB {
+        data: b.data,
+        offset: b.offset,
+        rs: b.rs,
+        cs: b.cs,
+    };
+    let bias_s = bias.map_or(Bias::None, Bias::Col);
+    let done = match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F (Isa::new checks).
+        IsaKind::Avx512 => unsafe {
+            crate::gemm::gemm::<crate::x86_64::gemm::Avx512Gemm6x64>(
+                m, n, k, alpha, asrc, &bsrc, bias_s, act, out, out_offset, ldo,
+            )
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX2 and FMA.
+        IsaKind::Avx2 => unsafe {
+            crate::gemm::gemm::<crate::x86_64::gemm::Avx2Gemm6x16>(
+                m, n, k, alpha, asrc, &bsrc, bias_s, act, out, out_offset, ldo,
+            )
+        },
+        _ => false,
+    };
+    if !done {
+        generic::gemm::gemm_f32(m, n, k, alpha, a, b, bias, act, out, out_offset, ldo);
+    }
+}
+
+/// `out = act(conv(input, weight) + bias)`, as [`generic::conv::conv2d_f32`].
+pub fn conv2d_f32(
+    isa: Isa,
+    g: &Conv2dGeom,
+    input: &[f32],
+    weight: ConvWeights<'_>,
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    if !conv_uses_panels(g) {
+        if let ConvWeights::Plain(w) = weight {
+            match isa.kind() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa` proves AVX-512F.
+                IsaKind::Avx512 => unsafe { dw_avx512(g, input, w, bias, act, out) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa` proves AVX2 and FMA.
+                IsaKind::Avx2 => unsafe { dw_avx2(g, input, w, bias, act, out) },
+                _ => generic::conv::conv2d_f32(g, input, w, bias, act, out),
+            }
+            return;
+        }
+    }
+    let cig = g.c_in / g.groups;
+    let cog = g.c_out / g.groups;
+    let k = cig * g.kh * g.kw;
+    let in_plane = g.h_in * g.w_in;
+    let out_plane = g.h_out * g.w_out;
+    let per = crate::gemm::panels_len(cog, k);
+    for b in 0..g.n {
+        for gi in 0..g.groups {
+            let a = match weight {
+                ConvWeights::Plain(w) => ASource::Strided {
+                    data: w,
+                    offset: gi * cog * k,
+                    rs: k,
+                    cs: 1,
+                },
+                ConvWeights::Panels(w) => ASource::Panels(&w[gi * per..(gi + 1) * per]),
+            };
+            let bsrc = Im2col {
+                input: &input[(b * g.c_in + gi * cig) * in_plane..],
+                g,
+            };
+            let bias_s = bias.map_or(Bias::None, |v| Bias::Row(&v[gi * cog..]));
+            let off = (b * g.c_out + gi * cog) * out_plane;
+            let done = match isa.kind() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa` proves AVX-512F.
+                IsaKind::Avx512 => unsafe {
+                    crate::gemm::gemm::<crate::x86_64::gemm::Avx512Gemm6x64>(
+                        cog, out_plane, k, 1.0, a, &bsrc, bias_s, act, out, off, out_plane,
+                    )
+                },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa` proves AVX2 and FMA.
+                IsaKind::Avx2 => unsafe {
+                    crate::gemm::gemm::<crate::x86_64::gemm::Avx2Gemm6x16>(
+                        cog, out_plane, k, 1.0, a, &bsrc, bias_s, act, out, off, out_plane,
+                    )
+                },
+                _ => false,
+            };
+            if !done {
+                conv_group_ref(g, b, gi, input, a, bias, act, out);
+            }
+        }
+    }
+}
+
+/// Reference for one batch item and group of a convolution whose weights come as an
+/// [`ASource`] (plain or panels): the same summation order as [`generic::conv::conv2d_f32`].
+fn conv_group_ref(
+    g: &Conv2dGeom,
+    b: usize,
+    gi: usize,
+    input: &[f32],
+    a: ASource<'_>,
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    let cig = g.c_in / g.groups;
+    let cog = g.c_out / g.groups;
+    let k = cig * g.kh * g.kw;
+    let in_plane = g.h_in * g.w_in;
+    let out_plane = g.h_out * g.w_out;
+    for col in 0..cog {
+        let co = gi * cog + col;
+        let o0 = (b * g.c_out + co) * out_plane;
+        for oh in 0..g.h_out {
+            for ow in 0..g.w_out {
+                let mut acc = 0f32;
+                for ci in 0..cig {
+                    let plane = &input[(b * g.c_in + gi * cig + ci) * in_plane..][..in_plane];
+                    for ky in 0..g.kh {
+                        let ih = (oh * g.stride_h + ky * g.dil_h) as isize - g.pad_top as isize;
+                        if ih < 0 || ih >= g.h_in as isize {
+                            continue;
+                        }
+                        for kx in 0..g.kw {
+                            let iw =
+                                (ow * g.stride_w + kx * g.dil_w) as isize - g.pad_left as isize;
+                            if iw < 0 || iw >= g.w_in as isize {
+                                continue;
+                            }
+                            let x = plane[ih as usize * g.w_in + iw as usize];
+                            acc += x * a.at(k, col, (ci * g.kh + ky) * g.kw + kx);
+                        }
+                    }
+                }
+                let v = acc + bias.map_or(0.0, |bs| bs[co]);
+                out[o0 + oh * g.w_out + ow] = generic::activation::activate(v, act);
+            }
+        }
+    }
+}
+
+fn act_as_unary(act: Activation) -> Option<UnaryOp> {
+    match act {
+        Activation::None => None,
+        Activation::Relu => Some(UnaryOp::Relu),
+        Activation::Clip { lo, hi } => Some(UnaryOp::Clip { lo, hi }),
+        Activation::Sigmoid => Some(UnaryOp::Sigmoid),
+        Activation::Gelu => Some(UnaryOp::Gelu),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn dw_avx512(
+    g: &Conv2dGeom,
+    input: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    crate::dwconv::dwconv_body(g, input, w, bias, act, out, |row, act| {
+        if let Some(op) = act_as_unary(act) {
+            // The closure inherits the enclosing function's target features.
+            crate::x86_64::elementwise::avx512_unary_f32(op, None, row)
+        }
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dw_avx2(
+    g: &Conv2dGeom,
+    input: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    crate::dwconv::dwconv_body(g, input, w, bias, act, out, |row, act| {
+        if let Some(op) = act_as_unary(act) {
+            // The closure inherits the enclosing function's target features.
+            crate::x86_64::elementwise::avx2_unary_f32(op, None, row)
+        }
+    })
+}
+
+/// `out[i] = op(x[i])`, as [`generic::activation::unary_f32`].
+pub fn unary_f32(isa: Isa, op: UnaryOp, x: &[f32], out: &mut [f32]) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 if crate::x86_64::elementwise::vectorized(op) => unsafe {
+            crate::x86_64::elementwise::avx512_unary_f32(op, Some(x), out)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX2 and FMA.
+        IsaKind::Avx2 if crate::x86_64::elementwise::vectorized(op) => unsafe {
+            crate::x86_64::elementwise::avx2_unary_f32(op, Some(x), out)
+        },
+        _ => generic::activation::unary_f32(op, x, out),
+    }
+}
+
+/// `x[i] = op(x[i])`, as [`generic::activation::unary_inplace_f32`].
+pub fn unary_inplace_f32(isa: Isa, op: UnaryOp, x: &mut [f32]) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 if crate::x86_64::elementwise::vectorized(op) => unsafe {
+            crate::x86_64::elementwise::avx512_unary_f32(op, None, x)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX2 and FMA.
+        IsaKind::Avx2 if crate::x86_64::elementwise::vectorized(op) => unsafe {
+            crate::x86_64::elementwise::avx2_unary_f32(op, None, x)
+        },
+        _ => generic::activation::unary_inplace_f32(op, x),
+    }
+}
+
+/// Softmax over the middle axis of `[outer, axis, inner]`, as [`generic::norm::softmax_f32`].
+pub fn softmax_f32(
+    isa: Isa,
+    outer: usize,
+    axis: usize,
+    inner: usize,
+    log: bool,
+    x: &[f32],
+    out: &mut [f32],
+) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 if inner == 1 && axis > 0 => unsafe {
+            crate::x86_64::elementwise::avx512_softmax_rows(
+                axis,
+                log,
+                &x[..outer * axis],
+                &mut out[..outer * axis],
+            )
+        },
+        _ => generic::norm::softmax_f32(outer, axis, inner, log, x, out),
+    }
+}
