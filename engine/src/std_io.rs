@@ -83,6 +83,10 @@ impl<'m> OwnedSession<'m> {
     pub fn session(&mut self) -> Result<Session<'m, '_>> {
         Session::new(self.model, &mut self.arena)
     }
+    /// [`OwnedSession::session`] on an explicit kernel set.
+    pub fn session_with_isa(&mut self, isa: mote_targets::Isa) -> Result<Session<'m, '_>> {
+        Session::with_isa(self.model, &mut self.arena, isa)
+    }
 }
 
 impl Model<'_> {

@@ -2,8 +2,8 @@
 //!
 //! An [`Isa`] can only be obtained for a kernel set the running CPU supports ([`Isa::new`]
 //! checks), so the dispatching functions may call `#[target_feature]` kernels for it soundly.
-//! With `std`, features are detected at run time; without it (firmware), only what the build
-//! enables at compile time (`-C target-feature`) counts.
+//! On x86-64 the features are read at run time with CPUID/XGETBV (no `std` needed); NEON is
+//! part of every aarch64 CPU. Reading `MOTE_FORCE_ISA` needs `std`.
 
 /// The kernel sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,8 +42,7 @@ impl IsaKind {
         IsaKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// Whether the running CPU (with `std`) or the build's target features (without) support
-    /// this kernel set.
+    /// Whether the running CPU supports this kernel set.
     pub fn available(self) -> bool {
         match self {
             IsaKind::Generic => true,
@@ -54,21 +53,34 @@ impl IsaKind {
     }
 }
 
-#[cfg(all(target_arch = "x86_64", feature = "std"))]
+/// CPUID and XCR0 bits: the CPU has the instructions and the OS saves the registers.
+#[cfg(target_arch = "x86_64")]
+fn x86_features() -> (bool, bool) {
+    use core::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv};
+    let (max_leaf, l1) = (__cpuid(0).eax, __cpuid(1));
+    let osxsave = l1.ecx & (1 << 27) != 0;
+    let avx = l1.ecx & (1 << 28) != 0;
+    let fma = l1.ecx & (1 << 12) != 0;
+    if !(osxsave && avx) || max_leaf < 7 {
+        return (false, false);
+    }
+    // SAFETY: OSXSAVE is set, so XGETBV is available and XCR0 readable.
+    let xcr0 = unsafe { _xgetbv(0) };
+    let l7 = __cpuid_count(7, 0);
+    let ymm_saved = xcr0 & 0x6 == 0x6;
+    let zmm_saved = xcr0 & 0xe6 == 0xe6;
+    let avx2 = ymm_saved && fma && l7.ebx & (1 << 5) != 0;
+    let avx512f = zmm_saved && l7.ebx & (1 << 16) != 0;
+    (avx2, avx512f)
+}
+
+#[cfg(target_arch = "x86_64")]
 fn x86_has_avx2() -> bool {
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    x86_features().0
 }
-#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[cfg(target_arch = "x86_64")]
 fn x86_has_avx512() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-}
-#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
-fn x86_has_avx2() -> bool {
-    cfg!(all(target_feature = "avx2", target_feature = "fma"))
-}
-#[cfg(all(target_arch = "x86_64", not(feature = "std")))]
-fn x86_has_avx512() -> bool {
-    cfg!(target_feature = "avx512f")
+    x86_features().1
 }
 #[cfg(not(target_arch = "x86_64"))]
 fn x86_has_avx2() -> bool {

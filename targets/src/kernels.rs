@@ -90,6 +90,13 @@ pub fn gemm_f32(
                 m, n, k, alpha, asrc, &bsrc, bias_s, act, out, out_offset, ldo,
             )
         },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is part of the aarch64 base architecture.
+        IsaKind::Neon => unsafe {
+            crate::gemm::gemm::<crate::aarch64::gemm::NeonGemm6x16>(
+                m, n, k, alpha, asrc, &bsrc, bias_s, act, out, out_offset, ldo,
+            )
+        },
         _ => false,
     };
     if !done {
@@ -116,6 +123,9 @@ pub fn conv2d_f32(
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `isa` proves AVX2 and FMA.
                 IsaKind::Avx2 => unsafe { dw_avx2(g, input, w, bias, act, out) },
+                #[cfg(target_arch = "aarch64")]
+                // SAFETY: NEON is part of the aarch64 base architecture.
+                IsaKind::Neon => unsafe { dw_neon(g, input, w, bias, act, out) },
                 _ => generic::conv::conv2d_f32(g, input, w, bias, act, out),
             }
             return;
@@ -159,6 +169,13 @@ pub fn conv2d_f32(
                         cog, out_plane, k, 1.0, a, &bsrc, bias_s, act, out, off, out_plane,
                     )
                 },
+                #[cfg(target_arch = "aarch64")]
+                // SAFETY: NEON is part of the aarch64 base architecture.
+                IsaKind::Neon => unsafe {
+                    crate::gemm::gemm::<crate::aarch64::gemm::NeonGemm6x16>(
+                        cog, out_plane, k, 1.0, a, &bsrc, bias_s, act, out, off, out_plane,
+                    )
+                },
                 _ => false,
             };
             if !done {
@@ -169,7 +186,8 @@ pub fn conv2d_f32(
 }
 
 /// Reference for one batch item and group of a convolution whose weights come as an
-/// [`ASource`] (plain or panels): the same summation order as [`generic::conv::conv2d_f32`].
+/// [`ASource`] (plain or panels): the loops and summation order of
+/// [`generic::conv::conv2d_f32`], so the result is bit-identical to it.
 fn conv_group_ref(
     g: &Conv2dGeom,
     b: usize,
@@ -188,30 +206,39 @@ fn conv_group_ref(
     for col in 0..cog {
         let co = gi * cog + col;
         let o0 = (b * g.c_out + co) * out_plane;
-        for oh in 0..g.h_out {
-            for ow in 0..g.w_out {
-                let mut acc = 0f32;
-                for ci in 0..cig {
-                    let plane = &input[(b * g.c_in + gi * cig + ci) * in_plane..][..in_plane];
-                    for ky in 0..g.kh {
-                        let ih = (oh * g.stride_h + ky * g.dil_h) as isize - g.pad_top as isize;
-                        if ih < 0 || ih >= g.h_in as isize {
-                            continue;
-                        }
-                        for kx in 0..g.kw {
-                            let iw =
-                                (ow * g.stride_w + kx * g.dil_w) as isize - g.pad_left as isize;
-                            if iw < 0 || iw >= g.w_in as isize {
-                                continue;
-                            }
-                            let x = plane[ih as usize * g.w_in + iw as usize];
-                            acc += x * a.at(k, col, (ci * g.kh + ky) * g.kw + kx);
+        let oplane = &mut out[o0..o0 + out_plane];
+        oplane.fill(0.0);
+        for ci in 0..cig {
+            let iplane = &input[(b * g.c_in + gi * cig + ci) * in_plane..][..in_plane];
+            for ky in 0..g.kh {
+                let y_off = (ky * g.dil_h) as isize - g.pad_top as isize;
+                for oh in 0..g.h_out {
+                    let ih = (oh * g.stride_h) as isize + y_off;
+                    if ih < 0 || ih >= g.h_in as isize {
+                        continue;
+                    }
+                    let irow = &iplane[ih as usize * g.w_in..(ih as usize + 1) * g.w_in];
+                    let orow = &mut oplane[oh * g.w_out..(oh + 1) * g.w_out];
+                    for kx in 0..g.kw {
+                        let wv = a.at(k, col, (ci * g.kh + ky) * g.kw + kx);
+                        let x_off = (kx * g.dil_w) as isize - g.pad_left as isize;
+                        let (lo, hi) =
+                            crate::dwconv::valid_range(x_off, g.stride_w, g.w_in, g.w_out);
+                        for ow in lo..hi {
+                            let iw = ((ow * g.stride_w) as isize + x_off) as usize;
+                            orow[ow] += irow[iw] * wv;
                         }
                     }
                 }
-                let v = acc + bias.map_or(0.0, |bs| bs[co]);
-                out[o0 + oh * g.w_out + ow] = generic::activation::activate(v, act);
             }
+        }
+        let bv = bias.map(|bs| bs[co]);
+        for v in oplane.iter_mut() {
+            let acc = match bv {
+                Some(bv) => *v + bv,
+                None => *v,
+            };
+            *v = generic::activation::activate(acc, act);
         }
     }
 }
@@ -262,6 +289,24 @@ fn dw_avx2(
     })
 }
 
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+fn dw_neon(
+    g: &Conv2dGeom,
+    input: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    crate::dwconv::dwconv_body(g, input, w, bias, act, out, |row, act| {
+        if let Some(op) = act_as_unary(act) {
+            // The closure inherits the enclosing function's target features.
+            crate::aarch64::elementwise::neon_unary_f32(op, None, row)
+        }
+    })
+}
+
 /// `out[i] = op(x[i])`, as [`generic::activation::unary_f32`].
 pub fn unary_f32(isa: Isa, op: UnaryOp, x: &[f32], out: &mut [f32]) {
     match isa.kind() {
@@ -274,6 +319,11 @@ pub fn unary_f32(isa: Isa, op: UnaryOp, x: &[f32], out: &mut [f32]) {
         // SAFETY: `isa` proves AVX2 and FMA.
         IsaKind::Avx2 if crate::x86_64::elementwise::vectorized(op) => unsafe {
             crate::x86_64::elementwise::avx2_unary_f32(op, Some(x), out)
+        },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is part of the aarch64 base architecture.
+        IsaKind::Neon if crate::aarch64::elementwise::vectorized(op) => unsafe {
+            crate::aarch64::elementwise::neon_unary_f32(op, Some(x), out)
         },
         _ => generic::activation::unary_f32(op, x, out),
     }
@@ -291,6 +341,11 @@ pub fn unary_inplace_f32(isa: Isa, op: UnaryOp, x: &mut [f32]) {
         // SAFETY: `isa` proves AVX2 and FMA.
         IsaKind::Avx2 if crate::x86_64::elementwise::vectorized(op) => unsafe {
             crate::x86_64::elementwise::avx2_unary_f32(op, None, x)
+        },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is part of the aarch64 base architecture.
+        IsaKind::Neon if crate::aarch64::elementwise::vectorized(op) => unsafe {
+            crate::aarch64::elementwise::neon_unary_f32(op, None, x)
         },
         _ => generic::activation::unary_inplace_f32(op, x),
     }
@@ -311,6 +366,16 @@ pub fn softmax_f32(
         // SAFETY: `isa` proves AVX-512F.
         IsaKind::Avx512 if inner == 1 && axis > 0 => unsafe {
             crate::x86_64::elementwise::avx512_softmax_rows(
+                axis,
+                log,
+                &x[..outer * axis],
+                &mut out[..outer * axis],
+            )
+        },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is part of the aarch64 base architecture.
+        IsaKind::Neon if inner == 1 && axis > 0 => unsafe {
+            crate::aarch64::elementwise::neon_softmax_rows(
                 axis,
                 log,
                 &x[..outer * axis],

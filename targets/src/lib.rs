@@ -11,6 +11,8 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 mod dwconv;
 pub mod gemm;
 pub mod generic;

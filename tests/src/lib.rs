@@ -22,14 +22,45 @@ pub fn shared_fixtures() -> Option<PathBuf> {
 
 /// Converts an ONNX file to `.mote` bytes in an aligned buffer.
 pub fn convert_file(onnx: &Path) -> Result<AlignedBytes> {
-    let c = convert(onnx, &Options::default())?;
+    convert_file_for(onnx, "generic")
+}
+
+/// Converts an ONNX file for a target profile (which picks the packed weight layout).
+pub fn convert_file_for(onnx: &Path, target: &str) -> Result<AlignedBytes> {
+    let c = convert(
+        onnx,
+        &Options {
+            target: target.into(),
+            ..Options::default()
+        },
+    )?;
     Ok(AlignedBytes::copy_from(&c.bytes))
+}
+
+/// Every kernel set this CPU supports, the reference first.
+pub fn available_isas() -> Vec<mote_targets::Isa> {
+    mote_targets::IsaKind::ALL
+        .into_iter()
+        .filter_map(mote_targets::Isa::new)
+        .collect()
 }
 
 /// Runs a model once on the given inputs (in graph-input order) and returns every output.
 pub fn run_model(model: &Model<'_>, inputs: &[Array]) -> Result<Vec<Array>> {
+    run_model_isa(model, inputs, mote::exec::default_isa()?)
+}
+
+/// [`run_model`] on an explicit kernel set.
+pub fn run_model_isa(
+    model: &Model<'_>,
+    inputs: &[Array],
+    isa: mote_targets::Isa,
+) -> Result<Vec<Array>> {
     let mut owned = OwnedSession::new(model)?;
-    let mut s = owned.session()?;
+    let mut s = owned.session_with_isa(isa)?;
+    if s.isa() != isa {
+        bail!("session runs {} instead of {}", s.isa().name(), isa.name());
+    }
     if inputs.len() != model.input_count() {
         bail!(
             "{} inputs given, the model has {}",

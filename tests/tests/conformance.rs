@@ -2,7 +2,10 @@
 //! match their stored onnxruntime outputs within 1e-4 × max(1, max|ref|).
 
 use mote::{Model, OwnedSession};
-use mote_tests::{compare, convert_file, read_npz, run_model, shared_fixtures};
+use mote_tests::{
+    available_isas, compare, convert_file, convert_file_for, read_npz, run_model, run_model_isa,
+    shared_fixtures,
+};
 use mote_tools::npy::{self, Array};
 
 const TOL: f64 = 1e-4;
@@ -29,6 +32,41 @@ fn one_shot(name: &str) {
         model.weights_size(),
         model.step_count()
     );
+}
+
+/// Every one-shot fixture on every kernel set this CPU has, from files with plain weights
+/// (`generic`) and with panel-packed weights (`x86-64-v4`, read by every kernel set).
+#[test]
+fn every_kernel_set_and_layout() {
+    let Some(dir) = fixtures() else { return };
+    let isas = available_isas();
+    assert!(
+        isas.len() >= 2 || !cfg!(target_arch = "x86_64") || !std::is_x86_feature_detected!("avx2")
+    );
+    for name in [
+        "emov2_1m",
+        "spartan_t",
+        "ecoformer_pvtv2_b0",
+        "lmuformer_seq_tdconv",
+    ] {
+        let input = npy::read(&dir.join(format!("{name}.input.npy"))).expect("input");
+        let want = npy::read(&dir.join(format!("{name}.output.npy"))).expect("output");
+        for target in ["generic", "x86-64-v4"] {
+            let bytes =
+                convert_file_for(&dir.join(format!("{name}.onnx")), target).expect("convert");
+            let model = Model::from_bytes(bytes.as_slice()).expect("valid .mote");
+            for &isa in &isas {
+                let got = run_model_isa(&model, std::slice::from_ref(&input), isa).expect("run");
+                let d = compare(&got[0], &want, TOL)
+                    .unwrap_or_else(|e| panic!("{name} {target} {}: {e}", isa.name()));
+                println!(
+                    "{name}: layout {} on {}: max abs diff {d:.3e}",
+                    model.layout(),
+                    isa.name()
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -205,16 +205,20 @@ pub fn bench(path: &Path, inputs: &[(usize, Vec<u8>)], o: &BenchOpts) -> Result<
             .collect::<Vec<_>>()
             .join(",");
         println!(
-            "{{\"model\":{:?},\"threads\":{},\"iters\":{},\"warmup\":{},\"load_ms\":{load_ms:.4},\"first_run_ms\":{first_ms:.4},\"min_ms\":{min:.4},\"median_ms\":{med:.4},\"p90_ms\":{p90:.4},\"allocations_per_run\":{per_run},\"profile\":[{pj}]}}",
+            "{{\"model\":{:?},\"isa\":\"{}\",\"layout\":{},\"threads\":{},\"iters\":{},\"warmup\":{},\"load_ms\":{load_ms:.4},\"first_run_ms\":{first_ms:.4},\"min_ms\":{min:.4},\"median_ms\":{med:.4},\"p90_ms\":{p90:.4},\"allocations_per_run\":{per_run},\"profile\":[{pj}]}}",
             path.display().to_string(),
+            s.isa().name(),
+            model.layout(),
             o.threads,
             o.iters,
             o.warmup
         );
     } else {
         println!(
-            "{}: load {load_ms:.2} ms, first run {first_ms:.2} ms; {} runs: min {min:.3} ms, median {med:.3} ms, p90 {p90:.3} ms; {per_run} allocations per run",
+            "{} ({} kernels, layout {}): load {load_ms:.2} ms, first run {first_ms:.2} ms; {} runs: min {min:.3} ms, median {med:.3} ms, p90 {p90:.3} ms; {per_run} allocations per run",
             path.display(),
+            s.isa().name(),
+            model.layout(),
             o.iters
         );
         let total: f64 = profile.iter().map(|p| p.1).sum();

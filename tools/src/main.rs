@@ -36,8 +36,9 @@ enum Cmd {
         /// Where to write the .mote file.
         #[arg(short, long)]
         output: PathBuf,
-        /// Target board profile (generic, x86-64-v3, x86-64-v4, rpi3, rpi4, rpi5, jetson-nano, jetson-orin, cortex-m7).
-        #[arg(long, default_value = "generic")]
+        /// Target board profile: host (this machine's best), generic, x86-64-v3, x86-64-v4, rpi3,
+        /// rpi4, rpi5, jetson-nano, jetson-orin, cortex-m7. It picks the packed weight layout.
+        #[arg(long, default_value = "host")]
         target: String,
         /// Skip the fusion passes (for debugging).
         #[arg(long)]

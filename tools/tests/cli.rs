@@ -254,3 +254,68 @@ fn input_shape_fixes_a_dynamic_batch() {
         assert!(e.contains(needle), "{spec}: {e}");
     }
 }
+
+/// `mote bench --json` reports the kernel set that ran: `MOTE_FORCE_ISA` really selects it,
+/// and a name the CPU cannot run is a clear error, not a silent fallback.
+#[test]
+fn bench_json_and_forced_kernel_sets() {
+    let m = demo_mote("bench");
+    let input = root().join("models/demo/demo.input.npy");
+    let mut names = vec!["generic"];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            names.push("avx2");
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            names.push("avx512");
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    names.push("neon");
+    for isa in names {
+        let o = mote()
+            .env("MOTE_FORCE_ISA", isa)
+            .arg("bench")
+            .arg(&m)
+            .arg("-i")
+            .arg(&input)
+            .args(["--iters", "3", "--warmup", "1", "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(&format!("\"isa\":\"{isa}\"")), "{out}");
+        for key in [
+            "\"median_ms\":",
+            "\"load_ms\":",
+            "\"allocations_per_run\":0,",
+        ] {
+            assert!(out.contains(key), "{key} missing in {out}");
+        }
+    }
+    let o = mote()
+        .env("MOTE_FORCE_ISA", "sse9")
+        .arg("bench")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("MOTE_FORCE_ISA") && err.contains("unknown"),
+        "{err}"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let o = mote()
+            .env("MOTE_FORCE_ISA", "neon")
+            .arg("bench")
+            .arg(&m)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("lacks the neon"), "{err}");
+    }
+}

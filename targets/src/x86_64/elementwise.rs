@@ -38,29 +38,35 @@ macro_rules! unary_impl {
             #[target_feature(enable = $feat)]
             fn f(op: UnaryOp, v: $V) -> $V {
                 let zero = $set1(0.0);
+                // The clamps put the constant first: `max`/`min` return their second operand
+                // when either is NaN, so NaN propagates as in the reference.
                 match op {
-                    UnaryOp::Relu => $max(v, zero),
-                    UnaryOp::Clip { lo, hi } => $min($max(v, $set1(lo)), $set1(hi)),
+                    UnaryOp::Relu => $max(zero, v),
+                    UnaryOp::Clip { lo, hi } => $min($set1(hi), $max($set1(lo), v)),
                     UnaryOp::Sigmoid => $sigmoid(v),
-                    UnaryOp::Gelu => $gelu(v),
+                    // Below -20 the value is below 1e-80: clamping keeps -inf from making NaN.
+                    UnaryOp::Gelu => $gelu($max($set1(-20.0), v)),
                     UnaryOp::Erf => $erf(v),
                     UnaryOp::Exp => $exp(v),
-                    UnaryOp::Silu => $mul(v, $sigmoid(v)),
+                    UnaryOp::Silu => {
+                        let c = $max($set1(-120.0), v);
+                        $mul(c, $sigmoid(c))
+                    }
                     UnaryOp::Tanh => $tanh(v),
                     UnaryOp::Neg => $sub(zero, v),
                     UnaryOp::Abs => $max(v, $sub(zero, v)),
                     UnaryOp::Affine { k, c } => $fmadd(v, $set1(k), $set1(c)),
                     UnaryOp::LeakyRelu { alpha } => {
-                        $add($max(v, zero), $mul($set1(alpha), $min(v, zero)))
+                        $add($max(zero, v), $mul($set1(alpha), $min(zero, v)))
                     }
                     UnaryOp::HardSigmoid { alpha, beta } => {
-                        $min($max($fmadd(v, $set1(alpha), $set1(beta)), zero), $set1(1.0))
+                        $min($set1(1.0), $max(zero, $fmadd(v, $set1(alpha), $set1(beta))))
                     }
                     UnaryOp::HardSwish => $mul(
                         v,
                         $min(
-                            $max($fmadd(v, $set1(1.0 / 6.0), $set1(0.5)), zero),
                             $set1(1.0),
+                            $max(zero, $fmadd(v, $set1(1.0 / 6.0), $set1(0.5))),
                         ),
                     ),
                     _ => v,

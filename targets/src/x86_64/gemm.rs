@@ -40,12 +40,13 @@ impl MicroKernel for Avx512Gemm6x64 {
 fn act512(v: __m512, act: Activation) -> __m512 {
     match act {
         Activation::None => v,
-        Activation::Relu => _mm512_max_ps(v, _mm512_setzero_ps()),
+        // Constant first: NaN propagates (see elementwise.rs).
+        Activation::Relu => _mm512_max_ps(_mm512_setzero_ps(), v),
         Activation::Clip { lo, hi } => {
-            _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi))
+            _mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), v))
         }
         Activation::Sigmoid => sigmoid512(v),
-        Activation::Gelu => gelu512(v),
+        Activation::Gelu => gelu512(_mm512_max_ps(_mm512_set1_ps(-20.0), v)),
     }
 }
 
@@ -173,12 +174,12 @@ impl MicroKernel for Avx2Gemm6x16 {
 fn act256(v: __m256, act: Activation) -> __m256 {
     match act {
         Activation::None => v,
-        Activation::Relu => _mm256_max_ps(v, _mm256_setzero_ps()),
+        Activation::Relu => _mm256_max_ps(_mm256_setzero_ps(), v),
         Activation::Clip { lo, hi } => {
-            _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi))
+            _mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), v))
         }
         Activation::Sigmoid => sigmoid256(v),
-        Activation::Gelu => gelu256(v),
+        Activation::Gelu => gelu256(_mm256_max_ps(_mm256_set1_ps(-20.0), v)),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod ir;
 pub mod lower;
 pub mod onnx;
+pub mod pack;
 pub mod passes;
 pub mod plan;
 pub mod write;
@@ -89,13 +90,18 @@ pub fn convert(path: &Path, opts: &Options) -> Result<Converted> {
 }
 
 fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
-    let profile = mote_targets::profile::find(&opts.target).with_context(|| {
+    let profile = if opts.target == "host" {
+        Some(mote_targets::profile::host())
+    } else {
+        mote_targets::profile::find(&opts.target)
+    };
+    let profile = profile.with_context(|| {
         let names: Vec<&str> = mote_targets::profile::PROFILES
             .iter()
             .map(|p| p.name)
             .collect();
         format!(
-            "unknown target {:?} (known: {})",
+            "unknown target {:?} (known: host, {})",
             opts.target,
             names.join(", ")
         )
@@ -116,8 +122,9 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
     if opts.optimize {
         plan::assign_in_place(&mut g);
     }
+    let layout = pack::pack_weights(&mut g, profile.layout)?;
     let plan = plan::plan(&g);
-    let bytes = write::write(&g, &plan, profile.layout)?;
+    let bytes = write::write(&g, &plan, layout)?;
     Ok(Converted {
         steps: g.steps.len(),
         bytes,
