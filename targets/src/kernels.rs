@@ -119,6 +119,11 @@ pub fn conv2d_f32(
             match isa.kind() {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `isa` proves AVX-512F.
+                IsaKind::Avx512 if crate::x86_64::dwconv::handles(g) => unsafe {
+                    crate::x86_64::dwconv::avx512_dwconv_f32(g, input, w, bias, act, out)
+                },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `isa` proves AVX-512F.
                 IsaKind::Avx512 => unsafe { dw_avx512(g, input, w, bias, act, out) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `isa` proves AVX2 and FMA.

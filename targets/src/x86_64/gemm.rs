@@ -37,7 +37,7 @@ impl MicroKernel for Avx512Gemm6x64 {
 
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn act512(v: __m512, act: Activation) -> __m512 {
+pub(crate) fn act512(v: __m512, act: Activation) -> __m512 {
     match act {
         Activation::None => v,
         // Constant first: NaN propagates (see elementwise.rs).
