@@ -251,6 +251,45 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
     out_offset: usize,
     ldo: usize,
 ) -> bool {
+    // The packing buffers live on the stack and are zeroed on entry: size them by need, since
+    // many calls (grouped convs, batched attention) are small.
+    let b_direct = k == 0 || n == 0 || b.direct(0, KC.min(k), 0, K::NR.min(n)).is_some();
+    let a_packed = matches!(a, ASource::Panels(_));
+    // SAFETY: the caller's contract, forwarded.
+    unsafe {
+        match (a_packed, b_direct) {
+            (true, true) => {
+                gemm_impl::<K, 0, 0>(m, n, k, alpha, a, b, bias, act, out, out_offset, ldo)
+            }
+            (true, false) => gemm_impl::<K, 0, { KC * NR_MAX }>(
+                m, n, k, alpha, a, b, bias, act, out, out_offset, ldo,
+            ),
+            (false, true) => gemm_impl::<K, { KC * MR }, 0>(
+                m, n, k, alpha, a, b, bias, act, out, out_offset, ldo,
+            ),
+            (false, false) => gemm_impl::<K, { KC * MR }, { KC * NR_MAX }>(
+                m, n, k, alpha, a, b, bias, act, out, out_offset, ldo,
+            ),
+        }
+    }
+}
+
+/// [`gemm`] with packing buffers of `AB` and `BB` floats (0 when the operand is read in
+/// place; a tile that then cannot be read in place makes the call return `false`).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: ASource<'_>,
+    b: &impl BSource,
+    bias: Bias<'_>,
+    act: Activation,
+    out: &mut [f32],
+    out_offset: usize,
+    ldo: usize,
+) -> bool {
     if m == 0 || n == 0 {
         return true;
     }
@@ -276,26 +315,34 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
         } if k > 0 && offset + (m - 1) * rs + (k - 1) * cs >= data.len() => return false,
         _ => {}
     }
-    let mut abuf = [0f32; KC * MR];
-    let mut bbuf = [0f32; KC * NR_MAX];
+    let mut abuf = [0f32; AB];
+    let mut bbuf = [0f32; BB];
     let mut bias_pad = [0f32; MR];
     let out_ptr = out.as_mut_ptr();
     let nr_k = K::NR;
     let tiles_m = m.div_ceil(MR);
     // k == 0: one pass with an empty chunk writes the epilogue of zero.
     let chunks = k.div_ceil(KC).max(1);
-    let a_panel = |t: usize, pc: usize, kc: usize, abuf: &mut [f32; KC * MR]| -> *const f32 {
+    let a_panel = |t: usize, pc: usize, kc: usize, abuf: &mut [f32; AB]| -> *const f32 {
         match a {
             ASource::Panels(d) => d[t * k * MR + pc * MR..].as_ptr(),
-            ASource::Strided { .. } => {
+            ASource::Strided {
+                data,
+                offset,
+                rs,
+                cs,
+            } => {
                 let mr = MR.min(m - t * MR);
-                for p in 0..kc {
-                    for i in 0..MR {
-                        abuf[p * MR + i] = if i < mr {
-                            a.at(k, t * MR + i, pc + p)
-                        } else {
-                            0.0
-                        };
+                for i in 0..MR {
+                    if i < mr {
+                        let base = offset + (t * MR + i) * rs + pc * cs;
+                        for p in 0..kc {
+                            abuf[p * MR + i] = data[base + p * cs];
+                        }
+                    } else {
+                        for p in 0..kc {
+                            abuf[p * MR + i] = 0.0;
+                        }
                     }
                 }
                 abuf.as_ptr()
@@ -358,10 +405,11 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
                     let kc = KC.min(k - pc);
                     let bsrc = match b.direct(pc, kc, j0, nr) {
                         Some(d) => d,
-                        None => {
+                        None if BB >= KC * NR_MAX => {
                             b.pack(pc, kc, j0, nr, &mut bbuf, nr_k);
                             (bbuf.as_ptr(), nr_k)
                         }
+                        None => return false,
                     };
                     for t in 0..tiles_m {
                         let ap = a_panel(t, pc, kc, &mut abuf);
@@ -381,10 +429,11 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
                         let nr = nr_k.min(n - j0);
                         let bsrc = match b.direct(pc, kc, j0, nr) {
                             Some(d) => d,
-                            None => {
+                            None if BB >= KC * NR_MAX => {
                                 b.pack(pc, kc, j0, nr, &mut bbuf, nr_k);
                                 (bbuf.as_ptr(), nr_k)
                             }
+                            None => return false,
                         };
                         run_tile(t, j0, nr, pc, kc, ap, bsrc, &mut bias_pad);
                     }
