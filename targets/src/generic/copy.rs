@@ -45,13 +45,19 @@ pub fn copy_strided<T: Copy>(
         dst[dst_offset] = src[src_offset];
         return;
     }
+    // A transpose of the two innermost dims (the source contiguous along the outer one, the
+    // destination along the inner one) runs as 2-D tiles, so both sides stay in cache.
+    let tiled = rank >= 2 && ss[rank - 2] == 1 && ds[rank - 1] == 1 && ss[rank - 1] != 1;
+    let inner = if tiled { rank - 2 } else { rank - 1 };
     let n = nd[rank - 1];
     let (si, di) = (ss[rank - 1], ds[rank - 1]);
     let mut idx = [0usize; MAX_RANK];
     let mut so = src_offset as isize;
     let mut dof = dst_offset as isize;
     loop {
-        if si == 1 && di == 1 {
+        if tiled {
+            transpose_tiles((nd[rank - 2], n), src, so, si, dst, dof, ds[rank - 2]);
+        } else if si == 1 && di == 1 {
             let (s0, d0) = (so as usize, dof as usize);
             dst[d0..d0 + n].copy_from_slice(&src[s0..s0 + n]);
         } else {
@@ -62,8 +68,8 @@ pub fn copy_strided<T: Copy>(
                 dp += di;
             }
         }
-        // Advance the outer counters (all dims but the innermost).
-        let mut d = rank - 1;
+        // Advance the outer counters (the dims outside the innermost run or tile).
+        let mut d = inner;
         loop {
             if d == 0 {
                 return;
@@ -78,6 +84,33 @@ pub fn copy_strided<T: Copy>(
             idx[d] = 0;
             so -= ss[d] * nd[d] as isize;
             dof -= ds[d] * nd[d] as isize;
+        }
+    }
+}
+
+/// `dst[d0 + i * d_rs + j] = src[s0 + i + j * s_cs]` for `i < rows`, `j < cols`, in 8x8
+/// tiles.
+fn transpose_tiles<T: Copy>(
+    (rows, cols): (usize, usize),
+    src: &[T],
+    s0: isize,
+    s_cs: isize,
+    dst: &mut [T],
+    d0: isize,
+    d_rs: isize,
+) {
+    const TILE: usize = 8;
+    for i0 in (0..rows).step_by(TILE) {
+        let i1 = (i0 + TILE).min(rows);
+        for j0 in (0..cols).step_by(TILE) {
+            let j1 = (j0 + TILE).min(cols);
+            for i in i0..i1 {
+                let drow = d0 + i as isize * d_rs;
+                for j in j0..j1 {
+                    dst[(drow + j as isize) as usize] =
+                        src[(s0 + i as isize + j as isize * s_cs) as usize];
+                }
+            }
         }
     }
 }
