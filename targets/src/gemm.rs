@@ -214,13 +214,24 @@ impl BSource for Im2col<'_> {
                     out.fill(0.0);
                 } else {
                     let irow = &src[ih as usize * g.w_in..(ih as usize + 1) * g.w_in];
-                    for (o, v) in out.iter_mut().enumerate() {
-                        let iw = ((ow + o) * g.stride_w) as isize + x_off;
-                        *v = if iw >= 0 && (iw as usize) < g.w_in {
-                            irow[iw as usize]
-                        } else {
-                            0.0
-                        };
+                    // Outputs ow + o with 0 <= (ow + o) * stride + x_off < w_in read the row;
+                    // the others are padding.
+                    let (vlo, vhi) = crate::dwconv::valid_range(x_off, g.stride_w, g.w_in, g.w_out);
+                    let a = vlo.max(ow).min(ow + seg);
+                    let b = vhi.min(ow + seg).max(a);
+                    let (lo, hi) = (a - ow, b - ow);
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    let first = (((ow + lo) * g.stride_w) as isize + x_off).max(0) as usize;
+                    if hi > lo && g.stride_w == 1 {
+                        out[lo..hi].copy_from_slice(&irow[first..first + (hi - lo)]);
+                    } else if hi > lo {
+                        for (o, v) in out[lo..hi]
+                            .iter_mut()
+                            .zip(irow[first..].iter().step_by(g.stride_w))
+                        {
+                            *o = *v;
+                        }
                     }
                 }
                 j += seg;

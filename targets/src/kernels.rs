@@ -20,10 +20,26 @@ pub enum ConvWeights<'a> {
     Panels(&'a [f32]),
 }
 
+/// Whether a convolution is depthwise (one input and one output channel per group).
+pub fn conv_is_depthwise(g: &Conv2dGeom) -> bool {
+    g.groups == g.c_in && g.groups == g.c_out && g.groups > 1
+}
+
+/// Whether a convolution runs as a direct (per-output-row) kernel rather than a GEMM:
+/// grouped convolutions with at most [`DIRECT_MAX_GROUP_CHANNELS`] input channels per group,
+/// depthwise ones included. Their GEMMs would be too small to pay for a tile.
+pub fn conv_is_direct(g: &Conv2dGeom) -> bool {
+    g.groups > 1 && g.c_in / g.groups <= DIRECT_MAX_GROUP_CHANNELS
+}
+
+/// See [`conv_is_direct`].
+pub const DIRECT_MAX_GROUP_CHANNELS: usize = 4;
+
 /// Whether a convolution runs as a GEMM (and so has panel-packed weights in
-/// [`crate::profile::LAYOUT_PANEL6`] files): every convolution except depthwise ones.
+/// [`crate::profile::LAYOUT_PANEL6`] files): every convolution that is not
+/// [`conv_is_direct`].
 pub fn conv_uses_panels(g: &Conv2dGeom) -> bool {
-    !(g.groups == g.c_in && g.groups == g.c_out && g.groups > 1)
+    !conv_is_direct(g)
 }
 
 /// Values of a panel-packed convolution weight (see [`ConvWeights::Panels`]).
@@ -114,25 +130,41 @@ pub fn conv2d_f32(
     act: Activation,
     out: &mut [f32],
 ) {
-    if !conv_uses_panels(g) {
-        if let ConvWeights::Plain(w) = weight {
-            match isa.kind() {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `isa` proves AVX-512F.
-                IsaKind::Avx512 if crate::x86_64::dwconv::handles(g) => unsafe {
-                    crate::x86_64::dwconv::avx512_dwconv_f32(g, input, w, bias, act, out)
-                },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `isa` proves AVX-512F.
-                IsaKind::Avx512 => unsafe { dw_avx512(g, input, w, bias, act, out) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `isa` proves AVX2 and FMA.
-                IsaKind::Avx2 => unsafe { dw_avx2(g, input, w, bias, act, out) },
-                #[cfg(target_arch = "aarch64")]
-                // SAFETY: NEON is part of the aarch64 base architecture.
-                IsaKind::Neon => unsafe { dw_neon(g, input, w, bias, act, out) },
-                _ => generic::conv::conv2d_f32(g, input, w, bias, act, out),
+    if let (true, ConvWeights::Plain(w)) = (conv_is_direct(g), weight) {
+        let dw = conv_is_depthwise(g);
+        let done = match isa.kind() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` proves AVX-512F.
+            IsaKind::Avx512 if crate::x86_64::dwconv::handles(g) => unsafe {
+                crate::x86_64::dwconv::avx512_dwconv_f32(g, input, w, bias, act, out);
+                true
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` proves AVX-512F.
+            IsaKind::Avx512 if dw => unsafe {
+                dw_avx512(g, input, w, bias, act, out);
+                true
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` proves AVX2 and FMA.
+            IsaKind::Avx2 if dw => unsafe {
+                dw_avx2(g, input, w, bias, act, out);
+                true
+            },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: NEON is part of the aarch64 base architecture.
+            IsaKind::Neon if dw => unsafe {
+                dw_neon(g, input, w, bias, act, out);
+                true
+            },
+            IsaKind::Generic => {
+                generic::conv::conv2d_f32(g, input, w, bias, act, out);
+                true
             }
+            // Small-group convolutions on the other sets: the GEMM path over plain weights.
+            _ => false,
+        };
+        if done {
             return;
         }
     }

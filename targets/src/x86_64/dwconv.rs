@@ -1,5 +1,5 @@
-//! `avx512_dwconv_f32`: depthwise 2-D convolution for strides 1 and 2, any dilation, 16
-//! outputs of a row per vector.
+//! `avx512_dwconv_f32`: depthwise and small-group 2-D convolution for strides 1 and 2, any
+//! dilation, 16 outputs of a row per vector (see [`crate::kernels::conv_is_direct`]).
 //!
 //! Four (output row, 16-column chunk) accumulators are in flight at once, each summing all
 //! `kh * kw` taps in a register before one store, so the FMA latency is hidden and no
@@ -11,7 +11,7 @@ use super::gemm::act512;
 use crate::{Activation, Conv2dGeom};
 use core::arch::x86_64::*;
 
-/// Whether [`avx512_dwconv_f32`] handles `g` (depthwise with horizontal stride 1 or 2).
+/// Whether [`avx512_dwconv_f32`] handles `g` (a direct convolution, horizontal stride 1 or 2).
 pub(crate) fn handles(g: &Conv2dGeom) -> bool {
     (g.stride_w == 1 || g.stride_w == 2) && g.w_in > 0 && g.kw <= MAX_KW
 }
@@ -73,7 +73,8 @@ unsafe fn tap<const S: usize>(row: *const f32, t: Tap) -> __m512 {
     }
 }
 
-/// `out = act(depthwise_conv(input, weight) + bias)`; weight `[c, 1, kh, kw]`.
+/// `out = act(conv(input, weight) + bias)` for a grouped convolution with few channels per
+/// group (depthwise: one); weight `[c_out, c_in / groups, kh, kw]`.
 #[target_feature(enable = "avx512f")]
 pub(crate) fn avx512_dwconv_f32(
     g: &Conv2dGeom,
@@ -105,11 +106,15 @@ fn dw<const S: usize>(
     let taps = g.kh * g.kw;
     let chunks = g.w_out.div_ceil(16);
     let total = g.h_out * chunks;
+    let cig = g.c_in / g.groups;
+    let cog = g.c_out / g.groups;
     for b in 0..g.n {
         for c in 0..g.c_out {
-            let ip = &input[(b * g.c_in + c) * in_plane..][..in_plane];
+            // The group's input planes, one after the other.
+            let first_in = b * g.c_in + c / cog * cig;
+            let ip = &input[first_in * in_plane..][..cig * in_plane];
             let op = &mut out[(b * g.c_out + c) * out_plane..][..out_plane];
-            let w = &weight[c * taps..(c + 1) * taps];
+            let w = &weight[c * cig * taps..(c + 1) * cig * taps];
             let bv = _mm512_set1_ps(bias.map_or(0.0, |bs| bs[c]));
             let mut idx = 0;
             while idx < total {
@@ -129,20 +134,21 @@ fn dw<const S: usize>(
                         }
                     }
                 }
-                for ky in 0..g.kh {
+                for (ci, ky) in (0..cig).flat_map(|ci| (0..g.kh).map(move |ky| (ci, ky))) {
                     // The input row of each accumulator for this kernel row (None: padding).
+                    let plane = &ip[ci * in_plane..(ci + 1) * in_plane];
                     let mut rows = [None; B];
                     for j in 0..B {
                         if j < nb {
                             let ih =
                                 (oh[j] * g.stride_h + ky * g.dil_h) as isize - g.pad_top as isize;
                             if ih >= 0 && ih < g.h_in as isize {
-                                rows[j] = Some(ip[ih as usize * g.w_in..].as_ptr());
+                                rows[j] = Some(plane[ih as usize * g.w_in..].as_ptr());
                             }
                         }
                     }
                     for kx in 0..g.kw {
-                        let wv = _mm512_set1_ps(w[ky * g.kw + kx]);
+                        let wv = _mm512_set1_ps(w[(ci * g.kh + ky) * g.kw + kx]);
                         for j in 0..B {
                             if let Some(row) = rows[j] {
                                 // SAFETY: `row` starts an input row of w_in floats, the row
