@@ -7,7 +7,7 @@
 //!   Constant weights are stored in this layout by the converter ([`pack_a_panels`]); anything
 //!   else is packed into a stack buffer once per tile row and chunk.
 //! - B is read row by row, `b[p * ldb + j]`, straight from the tensor when its rows are
-//!   contiguous and in bounds, otherwise from a tile packed by its [`BSource`].
+//!   contiguous and in bounds, otherwise from a tile packed by its `BSource`.
 //! - C is written with row stride `ldc`, only rows `< mr` and columns `< nr`.
 //!
 //! On the last chunk the kernel applies the epilogue in registers: `alpha`, a bias per row or

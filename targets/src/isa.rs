@@ -48,7 +48,7 @@ impl IsaKind {
             IsaKind::Generic => true,
             IsaKind::Avx2 => x86_has_avx2(),
             IsaKind::Avx512 => x86_has_avx2() && x86_has_avx512(),
-            IsaKind::Neon => cfg!(target_arch = "aarch64"),
+            IsaKind::Neon => cfg!(all(target_arch = "aarch64", target_feature = "neon")),
         }
     }
 }

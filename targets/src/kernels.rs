@@ -106,7 +106,7 @@ pub fn gemm_f32(
                 m, n, k, alpha, asrc, &bsrc, bias_s, act, out, out_offset, ldo,
             )
         },
-        #[cfg(target_arch = "aarch64")]
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         // SAFETY: NEON is part of the aarch64 base architecture.
         IsaKind::Neon => unsafe {
             crate::gemm::gemm::<crate::aarch64::gemm::NeonGemm6x16>(
@@ -151,7 +151,7 @@ pub fn conv2d_f32(
                 dw_avx2(g, input, w, bias, act, out);
                 true
             },
-            #[cfg(target_arch = "aarch64")]
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
             // SAFETY: NEON is part of the aarch64 base architecture.
             IsaKind::Neon if dw => unsafe {
                 dw_neon(g, input, w, bias, act, out);
@@ -206,7 +206,7 @@ pub fn conv2d_f32(
                         cog, out_plane, k, 1.0, a, &bsrc, bias_s, act, out, off, out_plane,
                     )
                 },
-                #[cfg(target_arch = "aarch64")]
+                #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
                 // SAFETY: NEON is part of the aarch64 base architecture.
                 IsaKind::Neon => unsafe {
                     crate::gemm::gemm::<crate::aarch64::gemm::NeonGemm6x16>(
@@ -326,7 +326,7 @@ fn dw_avx2(
     })
 }
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 #[target_feature(enable = "neon")]
 fn dw_neon(
     g: &Conv2dGeom,
@@ -357,7 +357,7 @@ pub fn unary_f32(isa: Isa, op: UnaryOp, x: &[f32], out: &mut [f32]) {
         IsaKind::Avx2 if crate::x86_64::elementwise::vectorized(op) => unsafe {
             crate::x86_64::elementwise::avx2_unary_f32(op, Some(x), out)
         },
-        #[cfg(target_arch = "aarch64")]
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         // SAFETY: NEON is part of the aarch64 base architecture.
         IsaKind::Neon if crate::aarch64::elementwise::vectorized(op) => unsafe {
             crate::aarch64::elementwise::neon_unary_f32(op, Some(x), out)
@@ -379,7 +379,7 @@ pub fn unary_inplace_f32(isa: Isa, op: UnaryOp, x: &mut [f32]) {
         IsaKind::Avx2 if crate::x86_64::elementwise::vectorized(op) => unsafe {
             crate::x86_64::elementwise::avx2_unary_f32(op, None, x)
         },
-        #[cfg(target_arch = "aarch64")]
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         // SAFETY: NEON is part of the aarch64 base architecture.
         IsaKind::Neon if crate::aarch64::elementwise::vectorized(op) => unsafe {
             crate::aarch64::elementwise::neon_unary_f32(op, None, x)
@@ -409,7 +409,7 @@ pub fn softmax_f32(
                 &mut out[..outer * axis],
             )
         },
-        #[cfg(target_arch = "aarch64")]
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         // SAFETY: NEON is part of the aarch64 base architecture.
         IsaKind::Neon if inner == 1 && axis > 0 => unsafe {
             crate::aarch64::elementwise::neon_softmax_rows(

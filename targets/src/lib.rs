@@ -11,7 +11,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
 mod dwconv;
 pub mod gemm;
