@@ -369,7 +369,8 @@ pub fn eval(
                 }
             }
         }
-        Op::Binary { op, bc } => k::elementwise::binary_f32(
+        Op::Binary { op, bc } => kd::binary_f32(
+            ctx.isa,
             op,
             bc.dims(),
             f(0)?,
@@ -417,21 +418,43 @@ pub fn eval(
             inner,
             log,
         } => kd::softmax_f32(ctx.isa, outer, axis, inner, log, f(0)?, cast_mut(out)?),
-        Op::LayerNorm { outer, size, eps } => {
-            k::norm::layernorm_f32(outer, size, eps, f(0)?, of(1)?, of(2)?, cast_mut(out)?)
-        }
-        Op::InstanceNorm { n, c, spatial, eps } => {
-            k::norm::instancenorm_f32(n, c, spatial, eps, f(0)?, f(1)?, f(2)?, cast_mut(out)?)
-        }
-        Op::ChannelAffine { outer, c, inner } => {
-            k::elementwise::channel_affine_f32(outer, c, inner, f(0)?, f(1)?, f(2)?, cast_mut(out)?)
-        }
+        Op::LayerNorm { outer, size, eps } => kd::layernorm_f32(
+            ctx.isa,
+            outer,
+            size,
+            eps,
+            f(0)?,
+            of(1)?,
+            of(2)?,
+            cast_mut(out)?,
+        ),
+        Op::InstanceNorm { n, c, spatial, eps } => kd::instancenorm_f32(
+            ctx.isa,
+            n,
+            c,
+            spatial,
+            eps,
+            f(0)?,
+            f(1)?,
+            f(2)?,
+            cast_mut(out)?,
+        ),
+        Op::ChannelAffine { outer, c, inner } => kd::channel_affine_f32(
+            ctx.isa,
+            outer,
+            c,
+            inner,
+            f(0)?,
+            f(1)?,
+            f(2)?,
+            cast_mut(out)?,
+        ),
         Op::Reduce {
             op,
             rank,
             dims,
             mask,
-        } => k::reduce::reduce_f32(op, &dims[..rank], mask, f(0)?, cast_mut(out)?),
+        } => kd::reduce_f32(ctx.isa, op, &dims[..rank], mask, f(0)?, cast_mut(out)?),
         Op::ArgMax {
             outer,
             axis,
@@ -500,10 +523,10 @@ pub fn eval_in_place(
     match *op {
         Op::Unary { op } => kd::unary_inplace_f32(ctx.isa, op, x),
         Op::Binary { op, bc } => {
-            k::elementwise::binary_inplace_f32(op, bc.dims(), x, f(1)?, bc.strides(1))
+            kd::binary_inplace_f32(ctx.isa, op, bc.dims(), x, f(1)?, bc.strides(1))
         }
         Op::ChannelAffine { outer, c, inner } => {
-            k::elementwise::channel_affine_inplace_f32(outer, c, inner, x, f(1)?, f(2)?)
+            kd::channel_affine_inplace_f32(ctx.isa, outer, c, inner, x, f(1)?, f(2)?)
         }
         _ => {
             return Err(StepError::Other(Error::BadStep {

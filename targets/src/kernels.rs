@@ -422,3 +422,180 @@ pub fn softmax_f32(
         _ => generic::norm::softmax_f32(outer, axis, inner, log, x, out),
     }
 }
+
+/// LayerNormalization over `outer` rows of `size` contiguous values, as
+/// [`generic::norm::layernorm_f32`]. The AVX-512 kernel sums the mean and the variance in
+/// lanes and multiplies by `1 / sqrt(var + eps)`: it differs from the reference by rounding
+/// only (a few ulps of the row's magnitude over its standard deviation, relative).
+pub fn layernorm_f32(
+    isa: Isa,
+    outer: usize,
+    size: usize,
+    eps: f32,
+    x: &[f32],
+    scale: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe {
+            crate::x86_64::norm::avx512_layernorm_f32(outer, size, eps, x, scale, bias, out)
+        },
+        _ => generic::norm::layernorm_f32(outer, size, eps, x, scale, bias, out),
+    }
+}
+
+/// InstanceNormalization over `[n, c, spatial]`, as [`generic::norm::instancenorm_f32`],
+/// with the error of [`layernorm_f32`].
+pub fn instancenorm_f32(
+    isa: Isa,
+    n: usize,
+    c: usize,
+    spatial: usize,
+    eps: f32,
+    x: &[f32],
+    scale: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe {
+            crate::x86_64::norm::avx512_instancenorm_f32(n, c, spatial, eps, x, scale, bias, out)
+        },
+        _ => generic::norm::instancenorm_f32(n, c, spatial, eps, x, scale, bias, out),
+    }
+}
+
+/// Reduction of `x` (shape `dims`) over the axes of `axes_mask`, as
+/// [`generic::reduce::reduce_f32`]. On AVX-512, reductions whose reduced axes form one
+/// contiguous block (all ops but Prod) are vectorized: over the innermost axes the run is
+/// summed in lanes (rounding differs from the sequential reference; Max/Min are exact up to
+/// the sign of zero ties, NaN propagates), over a block with kept inner axes the result is
+/// bit-identical. Every other pattern runs the reference.
+pub fn reduce_f32(
+    isa: Isa,
+    op: crate::ReduceOp,
+    dims: &[usize],
+    axes_mask: u32,
+    x: &[f32],
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.kind() == IsaKind::Avx512 && crate::x86_64::norm::reduce_vectorized(op) {
+        if let Some((outer, red, inner)) = crate::x86_64::norm::reduce_blocks(dims, axes_mask) {
+            // SAFETY: `isa` proves AVX-512F.
+            unsafe { crate::x86_64::norm::avx512_reduce_f32(op, outer, red, inner, x, out) };
+            return;
+        }
+    }
+    let _ = isa;
+    generic::reduce::reduce_f32(op, dims, axes_mask, x, out)
+}
+
+/// Broadcasting binary arithmetic, as [`generic::elementwise::binary_f32`] and bit-identical
+/// to it. On AVX-512 every op but Pow runs row by row over the merged broadcast iteration,
+/// vectorized where each operand's innermost stride is 0 or 1.
+pub fn binary_f32(
+    isa: Isa,
+    op: crate::BinaryOp,
+    dims: &[usize],
+    a: &[f32],
+    a_strides: &[usize],
+    b: &[f32],
+    b_strides: &[usize],
+    out: &mut [f32],
+) {
+    let done = match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe {
+            crate::x86_64::norm::avx512_binary_f32(op, dims, a, a_strides, b, b_strides, out)
+        },
+        _ => false,
+    };
+    if !done {
+        generic::elementwise::binary_f32(op, dims, a, a_strides, b, b_strides, out)
+    }
+}
+
+/// In place form of [`binary_f32`], as [`generic::elementwise::binary_inplace_f32`] and
+/// bit-identical to it.
+pub fn binary_inplace_f32(
+    isa: Isa,
+    op: crate::BinaryOp,
+    dims: &[usize],
+    a: &mut [f32],
+    b: &[f32],
+    b_strides: &[usize],
+) {
+    let done = match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe {
+            crate::x86_64::norm::avx512_binary_inplace_f32(op, dims, a, b, b_strides)
+        },
+        _ => false,
+    };
+    if !done {
+        generic::elementwise::binary_inplace_f32(op, dims, a, b, b_strides)
+    }
+}
+
+/// `y = x * scale[c] + bias[c]` over `[outer, c, inner]`, as
+/// [`generic::elementwise::channel_affine_f32`] and bit-identical to it.
+pub fn channel_affine_f32(
+    isa: Isa,
+    outer: usize,
+    channels: usize,
+    inner: usize,
+    x: &[f32],
+    scale: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe {
+            crate::x86_64::norm::avx512_channel_affine_f32(
+                outer,
+                channels,
+                inner,
+                Some(x),
+                scale,
+                bias,
+                out,
+            )
+        },
+        _ => generic::elementwise::channel_affine_f32(outer, channels, inner, x, scale, bias, out),
+    }
+}
+
+/// In place form of [`channel_affine_f32`], as
+/// [`generic::elementwise::channel_affine_inplace_f32`] and bit-identical to it.
+pub fn channel_affine_inplace_f32(
+    isa: Isa,
+    outer: usize,
+    channels: usize,
+    inner: usize,
+    x: &mut [f32],
+    scale: &[f32],
+    bias: &[f32],
+) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe {
+            crate::x86_64::norm::avx512_channel_affine_f32(
+                outer, channels, inner, None, scale, bias, x,
+            )
+        },
+        _ => {
+            generic::elementwise::channel_affine_inplace_f32(outer, channels, inner, x, scale, bias)
+        }
+    }
+}

@@ -5,3 +5,4 @@ pub(crate) mod dwconv;
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub mod math;
+pub(crate) mod norm;
