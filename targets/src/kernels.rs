@@ -3,7 +3,7 @@
 //! the scalar reference in [`crate::generic`] for the rest, so every geometry is covered on
 //! every set.
 
-use crate::gemm::{ASource, Bias, Im2col, StridedB};
+use crate::gemm::{ASource, BSource, Bias, Im2col, StridedB};
 use crate::generic;
 use crate::generic::gemm::MatRef;
 use crate::isa::{Isa, IsaKind};
@@ -34,6 +34,10 @@ pub fn conv_is_direct(g: &Conv2dGeom) -> bool {
 
 /// See [`conv_is_direct`].
 pub const DIRECT_MAX_GROUP_CHANNELS: usize = 4;
+
+/// Longest reduction the one-output-position (matrix-vector) convolution path gathers on the
+/// stack; longer ones run as a GEMM.
+const GEMV_MAX_K: usize = 4096;
 
 /// Whether a convolution runs as a GEMM (and so has panel-packed weights in
 /// [`crate::profile::LAYOUT_PANEL6`] files): every convolution that is not
@@ -191,6 +195,31 @@ pub fn conv2d_f32(
             };
             let bias_s = bias.map_or(Bias::None, |v| Bias::Row(&v[gi * cog..]));
             let off = (b * g.c_out + gi * cog) * out_plane;
+            // One output position (a streaming step's temporal conv): a matrix-vector product.
+            #[cfg(target_arch = "x86_64")]
+            if let (IsaKind::Avx512, 1, ASource::Panels(p), true) =
+                (isa.kind(), out_plane, a, k <= GEMV_MAX_K)
+            {
+                let mut x = [0f32; GEMV_MAX_K];
+                bsrc.pack(0, k, 0, 1, &mut x, 1);
+                let bias_p = bias.map_or(core::ptr::null(), |v| v[gi * cog..].as_ptr());
+                let dst = &mut out[off..off + cog];
+                // SAFETY: `isa` proves AVX-512F; `p` holds the group's panels (validated
+                // length), `x` k values, `dst` cog outputs at stride 1, the bias cog values.
+                unsafe {
+                    crate::x86_64::gemm::avx512_gemv_f32_panels(
+                        cog,
+                        k,
+                        p.as_ptr(),
+                        x.as_ptr(),
+                        bias_p,
+                        act,
+                        dst.as_mut_ptr(),
+                        1,
+                    )
+                };
+                continue;
+            }
             let done = match isa.kind() {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `isa` proves AVX-512F.

@@ -326,6 +326,10 @@ fn conv_edge_cases() {
         geom(1, 4, 4, 4, (12, 12), (3, 3), 1, 2, 2),
         // Grouped, not depthwise.
         geom(1, 8, 12, 4, (7, 6), (3, 3), 1, 1, 1),
+        // One output position (streaming temporal convs): the matrix-vector path.
+        geom(1, 6, 13, 1, (1, 3), (1, 3), 1, 1, 0),
+        geom(2, 300, 7, 1, (1, 3), (1, 3), 1, 1, 0),
+        geom(1, 4, 6, 1, (3, 3), (3, 3), 1, 1, 0),
         // Wide images: several 64-column tiles; deep K: several 256-step chunks.
         geom(1, 30, 7, 1, (9, 31), (3, 3), 1, 1, 1),
     ];

@@ -285,3 +285,58 @@ unsafe fn avx2_gemm_f32_6x16<const FULL: bool>(
         }
     }
 }
+
+/// `avx512_gemv_f32_panels`: `out[i * ldo] = act(sum_p a(i, p) x[p] + bias[i])` for `i < m`,
+/// A in 6-row panels ([`crate::gemm::pack_a_panels`] order), `x` of `k` values. One masked
+/// 6-lane FMA per step and panel: the GEMM tile would spend 6 broadcasts and 6 FMAs on one
+/// useful column.
+///
+/// # Safety
+/// `a` holds `m.div_ceil(6) * 6 * k` values, `x` `k`, `out` `(m - 1) * ldo + 1`, `bias` (if not
+/// null) `m`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn avx512_gemv_f32_panels(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    x: *const f32,
+    bias: *const f32,
+    act: Activation,
+    out: *mut f32,
+    ldo: usize,
+) {
+    // SAFETY: (whole body) reads stay within the panels, `x` and `bias` as the contract says;
+    // the 6-lane mask never touches the next panel's values beyond what exists (each panel row
+    // `p` has 6 values and the last read of panel t ends at its own end).
+    unsafe {
+        for t in 0..m.div_ceil(MR) {
+            let pa = a.add(t * k * MR);
+            let mut acc0 = _mm512_setzero_ps();
+            let mut acc1 = _mm512_setzero_ps();
+            let mut p = 0;
+            while p + 1 < k {
+                let x0 = _mm512_set1_ps(*x.add(p));
+                let x1 = _mm512_set1_ps(*x.add(p + 1));
+                acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(0x3f, pa.add(p * MR)), x0, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(0x3f, pa.add((p + 1) * MR)), x1, acc1);
+                p += 2;
+            }
+            if p < k {
+                let x0 = _mm512_set1_ps(*x.add(p));
+                acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(0x3f, pa.add(p * MR)), x0, acc0);
+            }
+            let mut v = _mm512_add_ps(acc0, acc1);
+            let rows = (m - t * MR).min(MR);
+            if !bias.is_null() {
+                let mb = ((1u32 << rows) - 1) as u16;
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mb, bias.add(t * MR)));
+            }
+            let v = act512(v, act);
+            let mut lanes = [0f32; 16];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), v);
+            for (i, &l) in lanes.iter().take(rows).enumerate() {
+                *out.add((t * MR + i) * ldo) = l;
+            }
+        }
+    }
+}

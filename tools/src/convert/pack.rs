@@ -11,6 +11,7 @@ use std::collections::HashMap;
 /// cannot be packed (a GEMM convolution whose weight is computed at run time) keeps the
 /// reference layout, which every kernel set reads too.
 pub fn pack_weights(g: &mut Graph, layout: u32) -> Result<u32> {
+    row_major_matmul_weights(g)?;
     if layout != LAYOUT_PANEL6 {
         return Ok(LAYOUT_REFERENCE);
     }
@@ -53,4 +54,47 @@ pub fn pack_weights(g: &mut Graph, layout: u32) -> Result<u32> {
         g.steps[i].inputs[1] = Some(packed);
     }
     Ok(LAYOUT_PANEL6)
+}
+
+/// A MatMul whose constant B is read transposed (`Gemm(transB=1)`, `Linear` weights, column
+/// stride > 1) gets a row-major copy: every GEMM kernel reads B rows as vectors, and a
+/// transposed B would be gathered tile by tile on every run. Any layout: it only changes the
+/// strides, which every kernel set reads.
+fn row_major_matmul_weights(g: &mut Graph) -> Result<()> {
+    let mut done: HashMap<(TId, usize, usize, usize, usize), TId> = HashMap::new();
+    for i in 0..g.steps.len() {
+        let Op::MatMul(mut m) = g.steps[i].op else {
+            continue;
+        };
+        let Some(b) = g.steps[i].inputs[1] else {
+            continue;
+        };
+        let batched = m.b_bs[..m.batch_rank].iter().any(|&s| s != 0);
+        if !g.is_const(b) || batched || m.b_cs == 1 || m.n <= 1 || m.k == 0 {
+            continue;
+        }
+        let key = (b, m.k, m.n, m.b_rs, m.b_cs);
+        let t = match done.get(&key) {
+            Some(&t) => t,
+            None => {
+                let v = g.f32_values(b)?;
+                let mut out = vec![0f32; m.k * m.n];
+                for p in 0..m.k {
+                    for j in 0..m.n {
+                        out[p * m.n + j] = v[p * m.b_rs + j * m.b_cs];
+                    }
+                }
+                let name = format!("{}::row_major", g.tensors[b].name);
+                let t = g.const_f32(name, vec![m.k, m.n], &out)?;
+                done.insert(key, t);
+                t
+            }
+        };
+        m.b_rs = m.n;
+        m.b_cs = 1;
+        m.b_bs = [0; 6];
+        g.steps[i].op = Op::MatMul(m);
+        g.steps[i].inputs[1] = Some(t);
+    }
+    Ok(())
 }
