@@ -3,6 +3,7 @@
 //! `#[target_feature]` wrapper (see [`crate::kernels`]); the reference is
 //! [`crate::generic::conv::conv2d_f32`].
 
+use crate::generic::conv::valid_range;
 use crate::{Activation, Conv2dGeom};
 
 /// `out = act(depthwise_conv(input, weight) + bias)`; `g.groups == g.c_in == g.c_out`.
@@ -63,20 +64,4 @@ pub(crate) fn dwconv_body(
             }
         }
     }
-}
-
-/// The outputs `o` in `[lo, hi)` (within `[0, n_out)`) for which `o * stride + off` lies in
-/// `[0, n_in)`.
-#[inline]
-pub(crate) fn valid_range(off: isize, stride: usize, n_in: usize, n_out: usize) -> (usize, usize) {
-    let s = stride as isize;
-    let lo = if off >= 0 {
-        0
-    } else {
-        ((-off + s - 1) / s) as usize
-    };
-    let last = n_in as isize - 1 - off;
-    let hi = if last < 0 { 0 } else { (last / s) as usize + 1 };
-    let hi = hi.min(n_out);
-    (lo.min(hi), hi)
 }

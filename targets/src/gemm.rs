@@ -216,7 +216,8 @@ impl BSource for Im2col<'_> {
                     let irow = &src[ih as usize * g.w_in..(ih as usize + 1) * g.w_in];
                     // Outputs ow + o with 0 <= (ow + o) * stride + x_off < w_in read the row;
                     // the others are padding.
-                    let (vlo, vhi) = crate::dwconv::valid_range(x_off, g.stride_w, g.w_in, g.w_out);
+                    let (vlo, vhi) =
+                        crate::generic::conv::valid_range(x_off, g.stride_w, g.w_in, g.w_out);
                     let a = vlo.max(ow).min(ow + seg);
                     let b = vhi.min(ow + seg).max(a);
                     let (lo, hi) = (a - ow, b - ow);

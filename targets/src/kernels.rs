@@ -3,7 +3,9 @@
 //! the scalar reference in [`crate::generic`] for the rest, so every geometry is covered on
 //! every set.
 
-use crate::gemm::{ASource, BSource, Bias, Im2col, StridedB};
+#[cfg(target_arch = "x86_64")]
+use crate::gemm::BSource;
+use crate::gemm::{ASource, Bias, Im2col, StridedB};
 use crate::generic;
 use crate::generic::gemm::MatRef;
 use crate::isa::{Isa, IsaKind};
@@ -37,6 +39,7 @@ pub const DIRECT_MAX_GROUP_CHANNELS: usize = 4;
 
 /// Longest reduction the one-output-position (matrix-vector) convolution path gathers on the
 /// stack; longer ones run as a GEMM.
+#[cfg(target_arch = "x86_64")]
 const GEMV_MAX_K: usize = 4096;
 
 /// Whether a convolution runs as a GEMM (and so has panel-packed weights in
@@ -289,7 +292,7 @@ fn conv_group_ref(
                         let wv = a.at(k, col, (ci * g.kh + ky) * g.kw + kx);
                         let x_off = (kx * g.dil_w) as isize - g.pad_left as isize;
                         let (lo, hi) =
-                            crate::dwconv::valid_range(x_off, g.stride_w, g.w_in, g.w_out);
+                            crate::generic::conv::valid_range(x_off, g.stride_w, g.w_in, g.w_out);
                         for ow in lo..hi {
                             let iw = ((ow * g.stride_w) as isize + x_off) as usize;
                             orow[ow] += irow[iw] * wv;

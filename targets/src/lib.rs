@@ -19,6 +19,7 @@ pub mod generic;
 pub mod isa;
 pub mod kernels;
 pub mod profile;
+mod vmath;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 

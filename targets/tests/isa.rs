@@ -5,12 +5,12 @@
 
 mod common;
 
-use common::{erf64, Rng};
+use common::{erf64, simd_isas, Rng};
 use mote_targets::gemm::MR;
 use mote_targets::generic;
 use mote_targets::generic::gemm::MatRef;
 use mote_targets::kernels::{self, ConvWeights};
-use mote_targets::{Activation, Conv2dGeom, Isa, IsaKind, UnaryOp};
+use mote_targets::{Activation, Conv2dGeom, Isa, UnaryOp};
 use proptest::prelude::*;
 
 const ACTS: [Activation; 5] = [
@@ -20,15 +20,6 @@ const ACTS: [Activation; 5] = [
     Activation::Sigmoid,
     Activation::Gelu,
 ];
-
-/// The SIMD kernel sets this CPU has (the reference is what they are compared with).
-fn simd_isas() -> Vec<Isa> {
-    IsaKind::ALL
-        .into_iter()
-        .filter(|&k| k != IsaKind::Generic)
-        .filter_map(Isa::new)
-        .collect()
-}
 
 #[test]
 fn this_cpu_has_the_expected_kernel_sets() {

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{assert_same, row_major, Rng};
+use common::{assert_same, row_major, simd_isas, Rng};
 use mote_targets::generic;
 use mote_targets::kernels;
-use mote_targets::{BinaryOp, Isa, IsaKind, ReduceOp};
+use mote_targets::{BinaryOp, ReduceOp};
 use proptest::prelude::*;
 
 const EDGES: [usize; 6] = [0, 1, 15, 16, 17, 33];
@@ -34,14 +34,6 @@ const BINARY_OPS: [BinaryOp; 7] = [
     BinaryOp::Max,
     BinaryOp::Min,
 ];
-
-fn simd_isas() -> Vec<Isa> {
-    IsaKind::ALL
-        .into_iter()
-        .filter(|&k| k != IsaKind::Generic)
-        .filter_map(Isa::new)
-        .collect()
-}
 
 /// A length: one of [`EDGES`] or uniform in `[0, max)`.
 fn len(rng: &mut Rng, max: usize) -> usize {

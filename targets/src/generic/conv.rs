@@ -75,7 +75,7 @@ pub fn conv2d_f32(
 /// The outputs `o` in `[lo, hi)` (within `[0, n_out)`) for which `o * stride + off` lies in
 /// `[0, n_in)`.
 #[inline]
-fn valid_range(off: isize, stride: usize, n_in: usize, n_out: usize) -> (usize, usize) {
+pub(crate) fn valid_range(off: isize, stride: usize, n_in: usize, n_out: usize) -> (usize, usize) {
     let s = stride as isize;
     // Smallest o with o*s + off >= 0.
     let lo = if off >= 0 {

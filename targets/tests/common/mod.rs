@@ -202,3 +202,13 @@ impl Rng {
         (self.next_u64() % n as u64) as usize
     }
 }
+
+/// The SIMD kernel sets this CPU has (what the ISA tests compare with the reference).
+pub fn simd_isas() -> Vec<mote_targets::Isa> {
+    use mote_targets::{Isa, IsaKind};
+    IsaKind::ALL
+        .into_iter()
+        .filter(|&k| k != IsaKind::Generic)
+        .filter_map(Isa::new)
+        .collect()
+}
