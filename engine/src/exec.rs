@@ -48,6 +48,8 @@ pub struct Session<'m, 'a> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
     ctx: Ctx,
+    #[cfg(feature = "std")]
+    pool: Option<&'a crate::pool::ThreadPool>,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -78,7 +80,31 @@ impl<'m, 'a> Session<'m, 'a> {
             isa,
             layout: model.layout(),
         };
-        Ok(Session { model, arena, ctx })
+        Ok(Session {
+            model,
+            arena,
+            ctx,
+            #[cfg(feature = "std")]
+            pool: None,
+        })
+    }
+
+    /// Splits the large convolutions and matrix products of each run over `pool`'s threads
+    /// (results are bit-identical to one thread). Without a pool a session runs on the
+    /// calling thread only.
+    #[cfg(feature = "std")]
+    pub fn with_pool(mut self, pool: &'a crate::pool::ThreadPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Threads a run uses: 1, or the pool's size.
+    pub fn threads(&self) -> usize {
+        #[cfg(feature = "std")]
+        if let Some(p) = self.pool {
+            return p.threads();
+        }
+        1
     }
 
     /// The kernel set this session runs.
@@ -208,7 +234,17 @@ impl<'m, 'a> Session<'m, 'a> {
             let r = if in_place {
                 eval_in_place(self.ctx, &step.op, &ins, out)
             } else {
-                eval(self.ctx, &step.op, &ins, out_t.dtype, out)
+                #[cfg(feature = "std")]
+                let done = self.pool.is_some_and(|pool| {
+                    crate::par::eval_parallel(pool, self.ctx, &step.op, &ins, out).is_some()
+                });
+                #[cfg(not(feature = "std"))]
+                let done = false;
+                if done {
+                    Ok(())
+                } else {
+                    eval(self.ctx, &step.op, &ins, out_t.dtype, out)
+                }
             };
             r.map_err(|e| match e {
                 StepError::Kernel(KernelError::IndexOutOfRange { index, len }) => {

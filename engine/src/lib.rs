@@ -14,6 +14,10 @@ pub mod format;
 pub mod model;
 pub mod ops;
 #[cfg(feature = "std")]
+mod par;
+#[cfg(feature = "std")]
+pub mod pool;
+#[cfg(feature = "std")]
 pub mod std_io;
 pub mod view;
 
@@ -21,5 +25,7 @@ pub use error::{Error, Result};
 pub use exec::Session;
 pub use format::DType;
 pub use model::{Model, Step, TensorInfo};
+#[cfg(feature = "std")]
+pub use pool::ThreadPool;
 #[cfg(feature = "std")]
 pub use std_io::{AlignedBytes, MappedModel, OwnedSession};

@@ -67,25 +67,48 @@ impl MappedModel {
 pub struct OwnedSession<'m> {
     model: &'m Model<'m>,
     arena: Vec<u8>,
+    pool: Option<crate::pool::ThreadPool>,
 }
 
 impl<'m> OwnedSession<'m> {
     /// Allocates `model.arena_size_min()` bytes once.
     pub fn new(model: &'m Model<'m>) -> Result<Self> {
+        Self::with_threads(model, 1)
+    }
+    /// [`OwnedSession::new`] with a pool of `threads` threads (the caller included) that its
+    /// sessions split large steps over; 1 starts no thread.
+    pub fn with_threads(model: &'m Model<'m>, threads: usize) -> Result<Self> {
         let arena = vec![0u8; model.arena_size_min()];
+        let pool = if threads > 1 {
+            Some(
+                crate::pool::ThreadPool::new(threads).map_err(|_| Error::Io {
+                    what: "cannot start a worker thread",
+                })?,
+            )
+        } else {
+            None
+        };
         // Check up front that the arena is usable.
-        let mut s = OwnedSession { model, arena };
+        let mut s = OwnedSession { model, arena, pool };
         s.session()?;
         Ok(s)
     }
     /// A session over the owned arena. Inputs written through one session are seen by the next
     /// (the arena is not cleared).
     pub fn session(&mut self) -> Result<Session<'m, '_>> {
-        Session::new(self.model, &mut self.arena)
+        let s = Session::new(self.model, &mut self.arena)?;
+        Ok(match &self.pool {
+            Some(p) => s.with_pool(p),
+            None => s,
+        })
     }
     /// [`OwnedSession::session`] on an explicit kernel set.
     pub fn session_with_isa(&mut self, isa: mote_targets::Isa) -> Result<Session<'m, '_>> {
-        Session::with_isa(self.model, &mut self.arena, isa)
+        let s = Session::with_isa(self.model, &mut self.arena, isa)?;
+        Ok(match &self.pool {
+            Some(p) => s.with_pool(p),
+            None => s,
+        })
     }
 }
 

@@ -56,8 +56,21 @@ pub fn run_model_isa(
     inputs: &[Array],
     isa: mote_targets::Isa,
 ) -> Result<Vec<Array>> {
+    run_model_with(model, inputs, isa, None)
+}
+
+/// [`run_model_isa`], splitting steps over `pool` when given.
+pub fn run_model_with(
+    model: &Model<'_>,
+    inputs: &[Array],
+    isa: mote_targets::Isa,
+    pool: Option<&mote::ThreadPool>,
+) -> Result<Vec<Array>> {
     let mut owned = OwnedSession::new(model)?;
     let mut s = owned.session_with_isa(isa)?;
+    if let Some(p) = pool {
+        s = s.with_pool(p);
+    }
     if s.isa() != isa {
         bail!("session runs {} instead of {}", s.isa().name(), isa.name());
     }

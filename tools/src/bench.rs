@@ -4,30 +4,26 @@ use anyhow::{anyhow, Result};
 use mote::ops::Op;
 use mote::{DType, MappedModel, OwnedSession};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-/// The system allocator, counting the allocations made on threads that opted in.
+/// The system allocator, counting the allocations made on any thread (the session's pool
+/// workers included) while a benchmark watches.
 pub struct CountingAlloc;
 
-thread_local! {
-    static WATCH: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
+static WATCH: AtomicBool = AtomicBool::new(false);
+static COUNT: AtomicU64 = AtomicU64::new(0);
 
 fn note_alloc() {
-    // `try_with`: thread-local storage may already be gone while a thread shuts down.
-    let _ = WATCH.try_with(|w| {
-        if w.get() {
-            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        }
-    });
+    if WATCH.load(Ordering::Relaxed) {
+        COUNT.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping touches
-// only const-initialised thread-locals, which never allocate.
+// only two atomics, which never allocate.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         note_alloc();
@@ -128,10 +124,9 @@ pub fn bench(path: &Path, inputs: &[(usize, Vec<u8>)], o: &BenchOpts) -> Result<
     let model = mapped
         .model()
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let mut owned = OwnedSession::new(&model)?;
+    let mut owned = OwnedSession::with_threads(&model, o.threads.max(1))?;
     let mut s = owned.session()?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let _ = o.threads; // one thread until the pool lands
     fill_inputs(&mut s, &model)?;
     for (i, data) in inputs {
         let dst = s.input_bytes_mut(*i)?;
@@ -151,15 +146,15 @@ pub fn bench(path: &Path, inputs: &[(usize, Vec<u8>)], o: &BenchOpts) -> Result<
         s.run()?;
     }
     let mut times = Vec::with_capacity(o.iters);
-    WATCH.with(|w| w.set(true));
-    COUNT.with(|c| c.set(0));
+    COUNT.store(0, Ordering::SeqCst);
+    WATCH.store(true, Ordering::SeqCst);
     for _ in 0..o.iters {
         let t = Instant::now();
         s.run()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    WATCH.with(|w| w.set(false));
-    let allocs = COUNT.with(|c| c.get());
+    WATCH.store(false, Ordering::SeqCst);
+    let allocs = COUNT.load(Ordering::SeqCst);
     let per_run = if o.iters > 0 {
         allocs as f64 / o.iters as f64
     } else {

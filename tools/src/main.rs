@@ -64,6 +64,9 @@ enum Cmd {
         /// Print the top-K classes of the first output.
         #[arg(long, default_value_t = 0)]
         top: usize,
+        /// Threads per session (default: the machine's physical cores).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Time a .mote model: load time, min/median/p90 latency, allocations per run.
     Bench {
@@ -78,9 +81,9 @@ enum Cmd {
         /// Untimed runs before timing.
         #[arg(long, default_value_t = 10)]
         warmup: usize,
-        /// Worker threads per session.
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
+        /// Threads per session (default: the machine's physical cores).
+        #[arg(long)]
+        threads: Option<usize>,
         /// Machine-readable output (median_ms, load_ms, allocations_per_run, ...).
         #[arg(long)]
         json: bool,
@@ -171,7 +174,15 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             output,
             output_dir,
             top,
-        } => run(&model, &inputs, output, output_dir, top),
+            threads,
+        } => run(
+            &model,
+            &inputs,
+            output,
+            output_dir,
+            top,
+            threads_or_default(threads)?,
+        ),
         Cmd::Bench {
             model,
             inputs,
@@ -197,7 +208,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 &bench::BenchOpts {
                     iters,
                     warmup,
-                    threads,
+                    threads: threads_or_default(threads)?,
                     json,
                     profile,
                 },
@@ -270,18 +281,55 @@ fn read_inputs(model: &Model<'_>, inputs: &[String]) -> Result<Vec<(usize, npy::
     Ok(out)
 }
 
+/// `--threads`, checked, or the number of physical cores.
+fn threads_or_default(threads: Option<usize>) -> Result<usize> {
+    match threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) if n > mote::pool::MAX_THREADS => {
+            bail!(
+                "--threads {n}: at most {} are supported",
+                mote::pool::MAX_THREADS
+            )
+        }
+        Some(n) => Ok(n),
+        None => Ok(physical_cores()),
+    }
+}
+
+/// Physical cores (hyper-threads share a core's FMA units, so they do not speed up kernels):
+/// distinct (package, core) pairs in Linux's sysfs topology, else the logical CPU count.
+fn physical_cores() -> usize {
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cores = std::collections::BTreeSet::new();
+    for cpu in 0..logical.max(1) * 4 {
+        let dir = format!("/sys/devices/system/cpu/cpu{cpu}/topology");
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+        if let (Some(p), Some(c)) = (read("physical_package_id"), read("core_id")) {
+            cores.insert((p.trim().to_string(), c.trim().to_string()));
+        }
+    }
+    if cores.is_empty() {
+        logical
+    } else {
+        cores
+            .len()
+            .clamp(1, logical.clamp(1, mote::pool::MAX_THREADS))
+    }
+}
+
 fn run(
     path: &Path,
     inputs: &[String],
     output: Option<PathBuf>,
     output_dir: Option<PathBuf>,
     top: usize,
+    threads: usize,
 ) -> Result<()> {
     let mapped = open(path)?;
     let model = mapped
         .model()
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let mut owned = OwnedSession::new(&model)?;
+    let mut owned = OwnedSession::with_threads(&model, threads)?;
     let mut s = owned.session()?;
     let data = read_inputs(&model, inputs)?;
     let mut given = vec![false; model.input_count()];

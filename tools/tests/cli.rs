@@ -273,19 +273,28 @@ fn bench_json_and_forced_kernel_sets() {
     }
     #[cfg(target_arch = "aarch64")]
     names.push("neon");
-    for isa in names {
+    for (isa, threads) in names.into_iter().flat_map(|n| [(n, "1"), (n, "3")]) {
         let o = mote()
             .env("MOTE_FORCE_ISA", isa)
             .arg("bench")
             .arg(&m)
             .arg("-i")
             .arg(&input)
-            .args(["--iters", "3", "--warmup", "1", "--json"])
+            .args([
+                "--iters",
+                "3",
+                "--warmup",
+                "1",
+                "--json",
+                "--threads",
+                threads,
+            ])
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(out.contains(&format!("\"isa\":\"{isa}\"")), "{out}");
+        assert!(out.contains(&format!("\"threads\":{threads},")), "{out}");
         for key in [
             "\"median_ms\":",
             "\"load_ms\":",
@@ -294,6 +303,14 @@ fn bench_json_and_forced_kernel_sets() {
             assert!(out.contains(key), "{key} missing in {out}");
         }
     }
+    let o = mote()
+        .arg("bench")
+        .arg(&m)
+        .args(["--threads", "0"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--threads"));
     let o = mote()
         .env("MOTE_FORCE_ISA", "sse9")
         .arg("bench")
