@@ -464,6 +464,22 @@ pub fn eval(
             of(2)?,
             cast_mut(out)?,
         ),
+        Op::LayerNormAxis {
+            outer,
+            size,
+            inner,
+            eps,
+        } => kd::layernorm_axis_f32(
+            ctx.isa,
+            outer,
+            size,
+            inner,
+            eps,
+            f(0)?,
+            of(1)?,
+            of(2)?,
+            cast_mut(out)?,
+        ),
         Op::InstanceNorm { n, c, spatial, eps } => kd::instancenorm_f32(
             ctx.isa,
             n,

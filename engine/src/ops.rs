@@ -49,6 +49,8 @@ pub mod code {
     pub const PAD: u16 = 18;
     /// [`super::Op::Pool2d`].
     pub const POOL2D: u16 = 19;
+    /// [`super::Op::LayerNormAxis`] (format 1.1).
+    pub const LAYER_NORM_AXIS: u16 = 20;
 }
 
 /// Output dims plus per-operand element strides (0 = broadcast) for element-wise ops.
@@ -216,6 +218,18 @@ pub enum Op {
         outer: usize,
         /// Normalized elements per row.
         size: usize,
+        /// Epsilon.
+        eps: f32,
+    },
+    /// in: x f32 `[outer, size, inner]`, scale? `[size]`, bias? `[size]`: LayerNorm over the
+    /// middle axis (channels of NCHW), as if it were transposed last.
+    LayerNormAxis {
+        /// Leading elements (batch).
+        outer: usize,
+        /// Normalized elements (channels), stride `inner`.
+        size: usize,
+        /// Trailing elements (spatial positions).
+        inner: usize,
         /// Epsilon.
         eps: f32,
     },
@@ -410,6 +424,7 @@ fn act_decode(r: &mut ParamReader<'_>) -> core::result::Result<Activation, &'sta
         2 => Activation::Clip { lo: p0, hi: p1 },
         3 => Activation::Sigmoid,
         4 => Activation::Gelu,
+        5 => Activation::Silu,
         _ => return Err(BAD_ENUM),
     })
 }
@@ -421,6 +436,7 @@ fn act_encode(a: Activation, w: &mut dyn FnMut(u32)) {
         Activation::Clip { lo, hi } => (2, lo, hi),
         Activation::Sigmoid => (3, 0.0, 0.0),
         Activation::Gelu => (4, 0.0, 0.0),
+        Activation::Silu => (5, 0.0, 0.0),
     };
     w(k);
     w(f32::to_bits(p0));
@@ -623,6 +639,7 @@ impl Op {
             Op::Cast => code::CAST,
             Op::Softmax { .. } => code::SOFTMAX,
             Op::LayerNorm { .. } => code::LAYER_NORM,
+            Op::LayerNormAxis { .. } => code::LAYER_NORM_AXIS,
             Op::InstanceNorm { .. } => code::INSTANCE_NORM,
             Op::ChannelAffine { .. } => code::CHANNEL_AFFINE,
             Op::Reduce { .. } => code::REDUCE,
@@ -671,6 +688,7 @@ impl Op {
             Op::Cast => "Cast",
             Op::Softmax { .. } => "Softmax",
             Op::LayerNorm { .. } => "LayerNorm",
+            Op::LayerNormAxis { .. } => "LayerNormAxis",
             Op::InstanceNorm { .. } => "InstanceNorm",
             Op::ChannelAffine { .. } => "ChannelAffine",
             Op::Reduce { .. } => "Reduce",
@@ -731,6 +749,15 @@ impl Op {
             }
             Op::LayerNorm { outer, size, eps } => {
                 words_usize(w, &[*outer, *size]);
+                w(eps.to_bits());
+            }
+            Op::LayerNormAxis {
+                outer,
+                size,
+                inner,
+                eps,
+            } => {
+                words_usize(w, &[*outer, *size, *inner]);
                 w(eps.to_bits());
             }
             Op::InstanceNorm { n, c, spatial, eps } => {
@@ -918,6 +945,12 @@ impl Op {
             code::LAYER_NORM => Op::LayerNorm {
                 outer: r.usize()?,
                 size: r.usize()?,
+                eps: r.f32()?,
+            },
+            code::LAYER_NORM_AXIS => Op::LayerNormAxis {
+                outer: r.usize()?,
+                size: r.usize()?,
+                inner: r.usize()?,
                 eps: r.f32()?,
             },
             code::INSTANCE_NORM => Op::InstanceNorm {
@@ -1206,6 +1239,17 @@ impl Op {
                 let n = prod(&[outer, axis, inner])?;
                 expect_elems(f32_of(need(0)?)?, n)?;
                 expect_elems(f32_of(*out)?, n)?;
+            }
+            Op::LayerNormAxis {
+                outer, size, inner, ..
+            } => {
+                no_more(3)?;
+                let n = prod(&[outer, size, inner])?;
+                expect_elems(f32_of(need(0)?)?, n)?;
+                expect_elems(f32_of(*out)?, n)?;
+                for t in ins[1..3].iter().flatten() {
+                    expect_elems(f32_of(*t)?, size)?;
+                }
             }
             Op::LayerNorm { outer, size, .. } => {
                 no_more(3)?;

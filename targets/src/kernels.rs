@@ -319,6 +319,7 @@ fn act_as_unary(act: Activation) -> Option<UnaryOp> {
         Activation::Clip { lo, hi } => Some(UnaryOp::Clip { lo, hi }),
         Activation::Sigmoid => Some(UnaryOp::Sigmoid),
         Activation::Gelu => Some(UnaryOp::Gelu),
+        Activation::Silu => Some(UnaryOp::Silu),
     }
 }
 
@@ -476,6 +477,31 @@ pub fn layernorm_f32(
             crate::x86_64::norm::avx512_layernorm_f32(outer, size, eps, x, scale, bias, out)
         },
         _ => generic::norm::layernorm_f32(outer, size, eps, x, scale, bias, out),
+    }
+}
+
+/// LayerNormalization over the middle axis of `[outer, size, inner]`, as
+/// [`generic::norm::layernorm_axis_f32`] (bit-identical on every set).
+pub fn layernorm_axis_f32(
+    isa: Isa,
+    outer: usize,
+    size: usize,
+    inner: usize,
+    eps: f32,
+    x: &[f32],
+    scale: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe {
+            crate::x86_64::norm::avx512_layernorm_axis_f32(
+                outer, size, inner, eps, x, scale, bias, out,
+            )
+        },
+        _ => generic::norm::layernorm_axis_f32(outer, size, inner, eps, x, scale, bias, out),
     }
 }
 

@@ -46,6 +46,8 @@ pub enum Activation {
     Sigmoid,
     /// Exact GELU, `0.5 x (1 + erf(x / sqrt 2))`.
     Gelu,
+    /// `x * sigmoid(x)` (SiLU / swish), as [`UnaryOp::Silu`].
+    Silu,
 }
 
 /// Element-wise unary functions on f32.

@@ -13,12 +13,13 @@ use mote_targets::kernels::{self, ConvWeights};
 use mote_targets::{Activation, Conv2dGeom, Isa, UnaryOp};
 use proptest::prelude::*;
 
-const ACTS: [Activation; 5] = [
+const ACTS: [Activation; 6] = [
     Activation::None,
     Activation::Relu,
     Activation::Clip { lo: -1.0, hi: 1.5 },
     Activation::Sigmoid,
     Activation::Gelu,
+    Activation::Silu,
 ];
 
 #[test]

@@ -113,6 +113,48 @@ fn check_layernorm(seed: u64, outer: usize, size: usize, affine: u8, special: bo
     }
 }
 
+/// LayerNorm over the middle axis: the reference equals transpose → row LayerNorm →
+/// transpose bit for bit, and every set equals the reference bit for bit.
+fn check_layernorm_axis(seed: u64, outer: usize, size: usize, inner: usize, affine: u8) {
+    let mut rng = Rng(seed | 1);
+    let shift = rng.f32(-20.0, 20.0);
+    let total = outer * size * inner;
+    let x = values(&mut rng, total, shift, seed.is_multiple_of(3));
+    let scale = rng.vec(size, -2.0, 2.0);
+    let bias = rng.vec(size, -2.0, 2.0);
+    let s = (affine & 1 != 0).then_some(&scale[..]);
+    let b = (affine & 2 != 0).then_some(&bias[..]);
+    let eps = 1e-6;
+    let mut want = vec![0f32; total];
+    generic::norm::layernorm_axis_f32(outer, size, inner, eps, &x, s, b, &mut want);
+    // [outer, size, inner] -> [outer, inner, size] -> rows -> back.
+    let idx = |o: usize, c: usize, j: usize| (o * size + c) * inner + j;
+    let mut t = vec![0f32; total];
+    for o in 0..outer {
+        for c in 0..size {
+            for j in 0..inner {
+                t[(o * inner + j) * size + c] = x[idx(o, c, j)];
+            }
+        }
+    }
+    let mut tn = vec![0f32; total];
+    generic::norm::layernorm_f32(outer * inner, size, eps, &t, s, b, &mut tn);
+    let mut back = vec![0f32; total];
+    for o in 0..outer {
+        for c in 0..size {
+            for j in 0..inner {
+                back[idx(o, c, j)] = tn[(o * inner + j) * size + c];
+            }
+        }
+    }
+    assert_same(&want, &back);
+    for isa in simd_isas() {
+        let mut got = vec![0f32; total];
+        kernels::layernorm_axis_f32(isa, outer, size, inner, eps, &x, s, b, &mut got);
+        assert_same(&got, &want);
+    }
+}
+
 fn check_instancenorm(seed: u64, n: usize, c: usize, spatial: usize, special: bool) {
     let mut rng = Rng(seed | 1);
     let shift = rng.f32(-20.0, 20.0);
@@ -280,6 +322,8 @@ fn edge_lengths() {
                 check_binary(seed + kind as u64, &[m, n], kind);
                 check_binary(seed + kind as u64, &[n, m, 5], kind);
             }
+            check_layernorm_axis(seed, m, n, 3, (seed % 4) as u8);
+            check_layernorm_axis(seed, m, 5, n, (seed % 4) as u8);
             check_channel_affine(seed, m, n, 1);
             check_channel_affine(seed, m, 3, n);
             check_channel_affine(seed, 2, n, m);
@@ -330,6 +374,17 @@ proptest! {
         special in any::<bool>(),
     ) {
         check_layernorm(seed, outer, size, affine, special);
+    }
+
+    #[test]
+    fn layernorm_axis_matches_reference(
+        seed in any::<u64>(),
+        outer in 0usize..3,
+        size in 0usize..40,
+        inner in 0usize..70,
+        affine in 0u8..4,
+    ) {
+        check_layernorm_axis(seed, outer, size, inner, affine);
     }
 
     #[test]

@@ -64,3 +64,22 @@ fn composite_block_is_five_steps() {
         ["Conv2d", "DepthwiseConv2d", "Binary", "Reduce", "MatMul"]
     );
 }
+
+#[test]
+fn layernorm_over_nchw_channels_drops_both_transposes() {
+    assert_eq!(steps("layernorm_nchw_channels"), ["LayerNormAxis"]);
+    assert_eq!(steps("layernorm_nchw_channels_nobias"), ["LayerNormAxis"]);
+    // A second transpose that does not undo the first keeps all three steps.
+    assert_eq!(
+        steps("layernorm_nhwc_not_inverse"),
+        ["Copy", "LayerNorm", "Copy"]
+    );
+}
+
+#[test]
+fn silu_becomes_one_step_or_the_conv_epilogue() {
+    assert_eq!(steps("silu_after_conv"), ["Conv2d"]);
+    assert_eq!(steps("silu_sigmoid_first"), ["Unary"]);
+    // The sigmoid is also a graph output: nothing to fuse.
+    assert_eq!(steps("silu_sigmoid_also_output"), ["Unary", "Binary"]);
+}

@@ -1,6 +1,6 @@
 //! GEMM micro-kernel `neon_gemm_f32_6x16` (see [`crate::gemm`]).
 
-use super::math::{gelu, sigmoid};
+use super::math::{gelu, sigmoid, silu};
 use crate::gemm::{Epilogue, MicroKernel, MR};
 use crate::Activation;
 use core::arch::aarch64::*;
@@ -45,6 +45,7 @@ fn activate(v: float32x4_t, act: Activation) -> float32x4_t {
         Activation::Clip { lo, hi } => vminq_f32(vmaxq_f32(v, vdupq_n_f32(lo)), vdupq_n_f32(hi)),
         Activation::Sigmoid => sigmoid(v),
         Activation::Gelu => gelu(v),
+        Activation::Silu => silu(v),
     }
 }
 

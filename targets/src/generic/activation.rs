@@ -141,6 +141,7 @@ pub fn activate(x: f32, act: Activation) -> f32 {
         Activation::Clip { lo, hi } => clip(x, lo, hi),
         Activation::Sigmoid => sigmoid(x),
         Activation::Gelu => gelu(x),
+        Activation::Silu => silu(x),
     }
 }
 
@@ -225,6 +226,7 @@ pub fn activate_inplace_f32(act: Activation, x: &mut [f32]) {
         Activation::Clip { lo, hi } => map(x, |v| clip(v, lo, hi)),
         Activation::Sigmoid => map(x, sigmoid),
         Activation::Gelu => map(x, gelu),
+        Activation::Silu => map(x, silu),
     }
 }
 

@@ -104,6 +104,54 @@ pub fn layernorm_f32(
     }
 }
 
+/// LayerNormalization over the middle axis of `[outer, size, inner]`: for each `(o, j)` the
+/// `size` values `x[o, :, j]` (stride `inner`) are normalized as in [`layernorm_f32`], with the
+/// same operations in the same order, so each result is bit-identical to transposing that
+/// axis last, running [`layernorm_f32`] and transposing back. This is LayerNorm over the
+/// channels of an NCHW tensor without the two transposes.
+pub fn layernorm_axis_f32(
+    outer: usize,
+    size: usize,
+    inner: usize,
+    eps: f32,
+    x: &[f32],
+    scale: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    if size == 0 || inner == 0 {
+        return;
+    }
+    let n = size as f32;
+    for o in 0..outer {
+        let base = o * size * inner;
+        for j in 0..inner {
+            let at = |c: usize| base + c * inner + j;
+            let mut s = 0.0f32;
+            for c in 0..size {
+                s += x[at(c)];
+            }
+            let mean = s / n;
+            let mut q = 0.0f32;
+            for c in 0..size {
+                let d = x[at(c)] - mean;
+                q += d * d;
+            }
+            let d = math::sqrt(q / n + eps);
+            for c in 0..size {
+                let mut t = (x[at(c)] - mean) / d;
+                if let Some(s) = scale {
+                    t *= s[c];
+                }
+                if let Some(b) = bias {
+                    t += b[c];
+                }
+                out[at(c)] = t;
+            }
+        }
+    }
+}
+
 /// InstanceNormalization over `[n, c, spatial]`: each (n, c) plane normalized with its own mean
 /// and biased variance, then `* scale[c] + bias[c]`.
 pub fn instancenorm_f32(

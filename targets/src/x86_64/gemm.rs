@@ -47,6 +47,11 @@ pub(crate) fn act512(v: __m512, act: Activation) -> __m512 {
         }
         Activation::Sigmoid => sigmoid512(v),
         Activation::Gelu => gelu512(_mm512_max_ps(_mm512_set1_ps(-20.0), v)),
+        // As the unary SiLU kernel (elementwise.rs), so fusing it changes no bit.
+        Activation::Silu => {
+            let c = _mm512_max_ps(_mm512_set1_ps(-120.0), v);
+            _mm512_mul_ps(c, sigmoid512(c))
+        }
     }
 }
 
@@ -180,6 +185,10 @@ fn act256(v: __m256, act: Activation) -> __m256 {
         }
         Activation::Sigmoid => sigmoid256(v),
         Activation::Gelu => gelu256(_mm256_max_ps(_mm256_set1_ps(-20.0), v)),
+        Activation::Silu => {
+            let c = _mm256_max_ps(_mm256_set1_ps(-120.0), v);
+            _mm256_mul_ps(c, sigmoid256(c))
+        }
     }
 }
 

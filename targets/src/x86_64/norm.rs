@@ -115,6 +115,67 @@ pub(crate) fn avx512_layernorm_f32(
     }
 }
 
+/// LayerNormalization over the middle axis of `[outer, size, inner]`, as
+/// [`crate::generic::norm::layernorm_axis_f32`], 16 positions `j` per vector: each lane sums
+/// its column in the reference's order and divides as it does (no FMA), so the result is
+/// bit-identical to the reference.
+#[target_feature(enable = "avx512f")]
+pub(crate) fn avx512_layernorm_axis_f32(
+    outer: usize,
+    size: usize,
+    inner: usize,
+    eps: f32,
+    x: &[f32],
+    scale: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    if size == 0 || inner == 0 {
+        return;
+    }
+    let scale = scale.map(|s| &s[..size]);
+    let bias = bias.map(|b| &b[..size]);
+    let plane = size * inner;
+    let x = &x[..outer * plane];
+    let out = &mut out[..outer * plane];
+    let (nv, ev) = (_mm512_set1_ps(size as f32), _mm512_set1_ps(eps));
+    for (xo, yo) in x.chunks_exact(plane).zip(out.chunks_exact_mut(plane)) {
+        let (xp, yp) = (xo.as_ptr(), yo.as_mut_ptr());
+        let mut j = 0;
+        while j < inner {
+            let m = lanes(inner - j);
+            // SAFETY: every access is at `c * inner + j + lane` for c < size and lanes of `m`
+            // (j + lane < inner), inside the `plane` values of `xo` / `yo`; `scale` and `bias`
+            // hold `size` values (sliced above).
+            unsafe {
+                let mut s = _mm512_setzero_ps();
+                for c in 0..size {
+                    s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, xp.add(c * inner + j)));
+                }
+                let mean = _mm512_div_ps(s, nv);
+                let mut q = _mm512_setzero_ps();
+                for c in 0..size {
+                    let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xp.add(c * inner + j)), mean);
+                    q = _mm512_add_ps(q, _mm512_mul_ps(d, d));
+                }
+                let d = _mm512_sqrt_ps(_mm512_add_ps(_mm512_div_ps(q, nv), ev));
+                for c in 0..size {
+                    let v = _mm512_maskz_loadu_ps(m, xp.add(c * inner + j));
+                    let mut t = _mm512_div_ps(_mm512_sub_ps(v, mean), d);
+                    if let Some(sc) = scale {
+                        t = _mm512_mul_ps(t, _mm512_set1_ps(sc[c]));
+                    }
+                    if let Some(b) = bias {
+                        t = _mm512_add_ps(t, _mm512_set1_ps(b[c]));
+                    }
+                    _mm512_mask_storeu_ps(yp.add(c * inner + j), m, t);
+                }
+            }
+            j += 16;
+        }
+    }
+}
+
 /// InstanceNormalization over `[n, c, spatial]`, as
 /// [`crate::generic::norm::instancenorm_f32`] (see the module notes for the error).
 #[target_feature(enable = "avx512f")]

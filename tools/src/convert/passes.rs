@@ -1,7 +1,7 @@
 //! Graph clean-up and fusion on lowered steps. Every rewrite here is exact up to fp32 rounding.
 
 use anyhow::Result;
-use mote::ops::Op;
+use mote::ops::{CopyGeom, Op};
 use mote::DType;
 use mote_targets::{Activation, BinaryOp, UnaryOp};
 use std::collections::HashMap;
@@ -11,6 +11,8 @@ use super::ir::{Graph, StepDesc, TId};
 /// Runs every pass to a fixed point.
 pub fn optimize(g: &mut Graph) -> Result<()> {
     fuse_gelu(g);
+    fuse_silu(g);
+    fuse_layernorm_axis(g);
     fuse_matmul_bias(g)?;
     binary_to_affine(g)?;
     loop {
@@ -458,6 +460,7 @@ fn fuse_activation(g: &mut Graph) {
                 op: UnaryOp::Sigmoid,
             } => Activation::Sigmoid,
             Op::Unary { op: UnaryOp::Gelu } => Activation::Gelu,
+            Op::Unary { op: UnaryOp::Silu } => Activation::Silu,
             _ => {
                 i += 1;
                 continue;
@@ -500,6 +503,171 @@ fn fuse_activation(g: &mut Graph) {
         }
         i += 1;
     }
+}
+
+/// `s = Sigmoid(x); y = x · s` (either operand order, same shapes, `s` read only by the
+/// product) becomes one SiLU step, which [`fuse_activation`] may then fold into x's producer.
+fn fuse_silu(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        let s = &g.steps[i];
+        let (
+            Op::Binary {
+                op: BinaryOp::Mul, ..
+            },
+            Some(a),
+            Some(b),
+        ) = (s.op, s.inputs[0], s.inputs[1])
+        else {
+            i += 1;
+            continue;
+        };
+        let out_shape = &g.tensors[s.output].shape;
+        let same = |t: TId| &g.tensors[t].shape == out_shape && g.tensors[t].dtype == DType::F32;
+        let u = Uses::of(g);
+        let sig_of = |t: TId, x: TId| {
+            let p = producer(g, t)?;
+            let ps = &g.steps[p];
+            (ps.op
+                == Op::Unary {
+                    op: UnaryOp::Sigmoid,
+                }
+                && ps.inputs[0].map(|v| g.root(v)) == Some(g.root(x))
+                && ps.inputs[0].is_some_and(|v| g.tensors[v].shape == g.tensors[x].shape)
+                && u.only_reader(g, t) == Some(i))
+            .then_some(p)
+        };
+        let hit = if !same(a) || !same(b) {
+            None
+        } else if let Some(p) = sig_of(b, a) {
+            Some((p, a))
+        } else {
+            sig_of(a, b).map(|p| (p, b))
+        };
+        match hit {
+            Some((p, x)) => {
+                let origin = g.steps[i].origin.clone();
+                let out = g.steps[i].output;
+                g.steps[i] = StepDesc {
+                    op: Op::Unary { op: UnaryOp::Silu },
+                    inputs: [Some(x), None, None, None],
+                    output: out,
+                    origin,
+                };
+                g.steps.remove(p);
+                i = 0;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// Whether `c` copies a contiguous `[n, a, b]` tensor into a contiguous `[n, b, a]` one
+/// (every destination element written once, from the right source element).
+fn is_swap_last2(c: &CopyGeom, n: usize, a: usize, b: usize) -> bool {
+    let total = n * a * b;
+    let dims = &c.dims[..c.rank];
+    if total == 0 || dims.iter().product::<usize>() != total {
+        return false;
+    }
+    let mut seen = vec![false; total];
+    let mut idx = vec![0usize; c.rank];
+    for _ in 0..total {
+        let (mut src, mut dst) = (c.src_off as isize, c.dst_off as isize);
+        for d in 0..c.rank {
+            src += idx[d] as isize * c.src_strides[d];
+            dst += idx[d] as isize * c.dst_strides[d];
+        }
+        let Ok(dst) = usize::try_from(dst) else {
+            return false;
+        };
+        if dst >= total || seen[dst] {
+            return false;
+        }
+        seen[dst] = true;
+        // dst = (i * b + k) * a + j  holds  src[i, j, k] = (i * a + j) * b + k.
+        let (i, k, j) = (dst / (a * b), dst / a % b, dst % a);
+        if src != ((i * a + j) * b + k) as isize {
+            return false;
+        }
+        for d in (0..c.rank).rev() {
+            idx[d] += 1;
+            if idx[d] < dims[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    true
+}
+
+/// `Transpose(NCHW → NHWC) → LayerNorm over C → Transpose(NHWC → NCHW)` (LayerNorm over the
+/// channels of an NCHW tensor) becomes one `LayerNormAxis` step reading and writing NCHW.
+fn fuse_layernorm_axis(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        if let Some((c1, c2, step)) = match_layernorm_axis(g, i) {
+            g.steps[i] = step;
+            g.steps.remove(c2);
+            g.steps.remove(c1);
+            i = 0;
+            continue;
+        }
+        i += 1;
+    }
+}
+
+fn match_layernorm_axis(g: &Graph, l: usize) -> Option<(usize, usize, StepDesc)> {
+    let sl = &g.steps[l];
+    let Op::LayerNorm { outer, size, eps } = sl.op else {
+        return None;
+    };
+    let u = Uses::of(g);
+    let y = sl.inputs[0]?;
+    let c1 = producer(g, y)?;
+    let Op::Copy(g1) = g.steps[c1].op else {
+        return None;
+    };
+    if u.only_reader(g, y) != Some(l) || g.tensors[g.steps[c1].output].elems() != outer * size {
+        return None;
+    }
+    let c2 = u.only_reader(g, sl.output)?;
+    let Op::Copy(g2) = g.steps[c2].op else {
+        return None;
+    };
+    if c2 < l || c1 > l || g.steps[c2].inputs[0] != Some(sl.output) {
+        return None;
+    }
+    let x = g.steps[c1].inputs[0]?;
+    let w = g.steps[c2].output;
+    let xs = &g.tensors[x].shape;
+    if g.tensors[x].dtype != DType::F32 || g.tensors[x].elems() != outer * size {
+        return None;
+    }
+    if g.tensors[w].elems() != outer * size || producer(g, w) != Some(c2) {
+        return None;
+    }
+    // x is [n, size, spatial...]: the batch is its first dim.
+    let n = *xs.first()?;
+    if xs.len() < 3 || xs[1] != size || n == 0 || outer % n != 0 {
+        return None;
+    }
+    let inner = outer / n;
+    if !is_swap_last2(&g1, n, size, inner) || !is_swap_last2(&g2, n, inner, size) {
+        return None;
+    }
+    let step = StepDesc {
+        op: Op::LayerNormAxis {
+            outer: n,
+            size,
+            inner,
+            eps,
+        },
+        inputs: [Some(x), sl.inputs[1], sl.inputs[2], None],
+        output: w,
+        origin: sl.origin.clone(),
+    };
+    Some((c1, c2, step))
 }
 
 /// Drops steps whose results nothing reads.
