@@ -84,7 +84,10 @@ fn streaming(family: &str, name: &str) {
     let calls = xs.shape[0];
     assert!(calls > 5, "{name}: {calls} calls");
     for a in [&valid, &want_logits, &want_feat] {
-        assert_eq!(a.shape[0], calls, "{name}: every per-call array has {calls} rows");
+        assert_eq!(
+            a.shape[0], calls,
+            "{name}: every per-call array has {calls} rows"
+        );
     }
     for (target, bytes) in converted(family, name) {
         let model = Model::from_bytes(bytes.as_slice()).expect("valid .mote");
@@ -98,7 +101,7 @@ fn streaming(family: &str, name: &str) {
             if let Some(base) = n.strip_suffix("_in") {
                 let o = model
                     .output_index(&format!("{base}_out"))
-                    .unwrap_or_else(|| panic!("{name}: {n} has no {base}_out"));
+                    .unwrap_or_else(|e| panic!("{name}: {n} has no {base}_out: {e}"));
                 pairs.push((i, o));
             }
         }
