@@ -168,7 +168,7 @@ def load_mapped(module, weights, rename):
             missing.append(key)
             continue
         used.add(n)
-        sd[key] = torch.from_numpy(np.ascontiguousarray(weights[n])).reshape(t.shape).to(t.dtype)
+        sd[key] = torch.from_numpy(np.array(weights[n], copy=True)).reshape(t.shape).to(t.dtype)
         loaded += 1
     # A bias the graph does not have at all, next to a weight it has, was zero: the exporter
     # drops an Add of zeros.
@@ -218,7 +218,7 @@ def load(module, weights, skip=()):
                 if n in queue:
                     queue.remove(n)
             used.add(n)
-            sd[key] = torch.from_numpy(np.ascontiguousarray(weights[n])).reshape(t.shape).to(t.dtype)
+            sd[key] = torch.from_numpy(np.array(weights[n], copy=True)).reshape(t.shape).to(t.dtype)
             loaded += 1
         else:
             missing.append(key)
@@ -260,7 +260,11 @@ def main():
     ap.add_argument("--skip-export", action="store_true", help="only the weight/function checks")
     a = ap.parse_args()
     fx = a.fixtures
-    tmp = tempfile.mkdtemp(prefix="zoo_check_")
+    with tempfile.TemporaryDirectory(prefix="zoo_check_") as tmp:
+        run(a, fx, tmp)
+
+
+def run(a, fx, tmp):
     fixture = {n: onnx.load(os.path.join(fx, f"{n}.onnx")) for n in
                ["emov2_1m", "spartan_t", "ecoformer_pvtv2_b0", "lmuformer_seq_tdconv", "lmuformer_step",
                 "lmuformer_spiking_step"]}

@@ -8,7 +8,7 @@ attention (close 7x7 windows + a strided "remote" grid, summed). Eval-mode infer
     net = EMOv2(emov2_1m()).eval()
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
