@@ -2,7 +2,12 @@
 onnxruntime and checked against PyTorch within 1e-4):
 
 * lmuformer_seq.*   whole clip [1, 16, 16] -> [1, 5], LMU memory as a time-domain causal Conv
-* lmuformer_fft.*   the same model and weights, memory as rfft/irfft (ONNX DFT)
+* lmuformer_fft.*   the same model and weights, memory as rfft/irfft (ONNX DFT); at this size
+                    the exporter folds the spectrum of the constant impulse response into two
+                    constants, so the graph holds 2 DFT nodes (forward on u, inverse)
+* lmuformer_fft_long.*  memory 64, 80 frames [1, 80, 16] -> [1, 5]: M x 2N = 10240 exceeds the
+                    exporter's constant-folding limit (8192 elements), so the DFT of the impulse
+                    response stays in the graph (3 DFT nodes), as in full-size models
 * lmuformer_step.*  one frame per call, 8 state tensors (N + 5 = 21 calls)
 * lmuformer_spiking_step.*  spiking model, one frame per call, 20 state tensors
 
@@ -15,6 +20,7 @@ output per call), from onnxruntime streaming the ONNX file itself from all-zero 
 `--memory` picks the memory form of lmuformer_seq (default conv); lmuformer_fft is always FFT.
 """
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -110,7 +116,7 @@ def main():
     cfg = M.tiny() if a.variant == "tiny" else M.gsc()
     scfg = M.tiny(spiking=True) if a.variant == "tiny" else M.gsc_spiking()
     x = torch.randn(1, cfg.seq, cfg.mel, generator=torch.Generator().manual_seed(0))
-    todo = ["lmuformer_seq", "lmuformer_fft", "lmuformer_step", "lmuformer_spiking_step"]
+    todo = ["lmuformer_seq", "lmuformer_fft", "lmuformer_fft_long", "lmuformer_step", "lmuformer_spiking_step"]
     if a.only:
         todo = [a.only]
 
@@ -136,6 +142,15 @@ def main():
         one_shot_fixture(net, x, a.out, "lmuformer_seq", input_name="x")
     if "lmuformer_fft" in todo:
         one_shot_fixture(net_fft, x, a.out, "lmuformer_fft", input_name="x")
+    if "lmuformer_fft_long" in todo and a.variant == "tiny":
+        lcfg = dataclasses.replace(cfg, memory=64, seq=80, theta=80.0)
+        lx = torch.randn(1, lcfg.seq, lcfg.mel, generator=torch.Generator().manual_seed(0))
+        lnet = build(lcfg)
+        with torch.no_grad():
+            want = lnet(lx)
+            lnet.mem.mode = "fft"
+            check_close("long: fft model vs conv model", lnet(lx), want)
+        one_shot_fixture(lnet, lx, a.out, "lmuformer_fft_long", input_name="x")
     if "lmuformer_step" in todo:
         step_fixture(build(cfg), cfg, x, a.out, "lmuformer_step")
     if "lmuformer_spiking_step" in todo:

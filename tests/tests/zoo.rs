@@ -17,6 +17,7 @@ const ONE_SHOT: &[(&str, &str)] = &[
     ("ecoformer", "ecoformer_tiny"),
     ("lmuformer", "lmuformer_seq"),
     ("lmuformer", "lmuformer_fft"),
+    ("lmuformer", "lmuformer_fft_long"),
 ];
 const STEP: &[(&str, &str)] = &[
     ("lmuformer", "lmuformer_step"),
@@ -208,6 +209,14 @@ fn lmuformer_seq_time_domain_memory() {
 #[ignore = "needs the DFT lowering (issue 3 item 2)"]
 fn lmuformer_fft_memory() {
     one_shot("lmuformer", "lmuformer_fft");
+}
+
+/// The FFT memory with the impulse response's DFT left in the graph (3 DFT nodes, as in
+/// full-size exports; `lmuformer_fft` has its spectrum folded into constants).
+#[test]
+#[ignore = "needs the DFT lowering (issue 3 item 2)"]
+fn lmuformer_fft_memory_dft_of_constant_in_graph() {
+    one_shot("lmuformer", "lmuformer_fft_long");
 }
 
 #[test]
