@@ -55,32 +55,20 @@ fn op_fixture(name: &str) -> Fixture {
 fn open(m: &mut MoteModel, bytes: &[u8]) {
     // SAFETY: `m` is model storage; `bytes` outlives every use of `m` in these tests.
     let st = unsafe { mote_model_open_buffer(m, bytes.as_ptr().cast(), bytes.len()) };
-    // SAFETY: `m` is model storage.
-    assert_eq!(
-        st,
-        MoteStatus::Ok,
-        "{}",
-        text(unsafe { mote_model_last_error(m) })
-    );
+    assert_eq!(st, MoteStatus::Ok, "{}", text(model_error(m)));
 }
 
 fn output_array(s: &mut MoteSession, m: &MoteModel, want: &Array) -> Array {
     let mut info = MaybeInfo::new();
-    // SAFETY: valid handles and out pointers.
     assert_eq!(
+        // SAFETY: valid handles and out pointers.
         unsafe { mote_model_output_info(m, 0, info.as_mut()) },
         MoteStatus::Ok
     );
     let mut data = vec![0u8; info.0.byte_size];
     // SAFETY: `data` holds `byte_size` bytes.
     let st = unsafe { mote_session_get_output(s, 0, data.as_mut_ptr().cast(), data.len()) };
-    // SAFETY: `s` is session storage.
-    assert_eq!(
-        st,
-        MoteStatus::Ok,
-        "{}",
-        text(unsafe { mote_session_last_error(s) })
-    );
+    assert_eq!(st, MoteStatus::Ok, "{}", text(session_error(s)));
     Array {
         dtype: want.dtype,
         shape: info.0.dims[..info.0.rank].to_vec(),
@@ -116,7 +104,7 @@ fn demo_runs_through_the_buffer_api_on_a_caller_arena_and_matches_the_reference(
     let f = demo();
     let mut m = model_storage();
     open(&mut m, f.bytes.as_slice());
-    assert_eq!(text(unsafe_last_model_error(&m)), "");
+    assert_eq!(text(model_error(&m)), "");
 
     let (mut n_in, mut n_out, mut arena_len) = (0usize, 0usize, 0usize);
     // SAFETY: valid handle, writable outs (for the three calls below).
@@ -133,8 +121,8 @@ fn demo_runs_through_the_buffer_api_on_a_caller_arena_and_matches_the_reference(
     assert_eq!(arena_len, model.arena_size_min());
 
     let mut info = MaybeInfo::new();
-    // SAFETY: valid handle and out pointer.
     assert_eq!(
+        // SAFETY: valid handle and out pointer.
         unsafe { mote_model_input_info(&*m, 0, info.as_mut()) },
         MoteStatus::Ok
     );
@@ -147,8 +135,8 @@ fn demo_runs_through_the_buffer_api_on_a_caller_arena_and_matches_the_reference(
     assert_eq!(info.0.elem_count * 4, info.0.byte_size);
     let name = CString::new(info.name()).unwrap();
     let mut idx = usize::MAX;
-    // SAFETY: valid handle, NUL-terminated name, writable out.
     assert_eq!(
+        // SAFETY: valid handle, NUL-terminated name, writable out.
         unsafe { mote_model_input_index(&*m, name.as_ptr(), &mut idx) },
         MoteStatus::Ok
     );
@@ -159,12 +147,7 @@ fn demo_runs_through_the_buffer_api_on_a_caller_arena_and_matches_the_reference(
     let mut s = session_storage();
     // SAFETY: `arena[1..]` holds `arena_len` bytes and outlives the session (freed below).
     let st = unsafe { mote_session_open(&mut *s, &*m, arena[1..].as_mut_ptr().cast(), arena_len) };
-    assert_eq!(
-        st,
-        MoteStatus::Ok,
-        "{}",
-        text(unsafe_last_session_error(&s))
-    );
+    assert_eq!(st, MoteStatus::Ok, "{}", text(session_error(&s)));
     // SAFETY: the input bytes match the input's size.
     let st = unsafe {
         mote_session_set_input(&mut *s, 0, f.input.data.as_ptr().cast(), f.input.data.len())
@@ -177,14 +160,14 @@ fn demo_runs_through_the_buffer_api_on_a_caller_arena_and_matches_the_reference(
 
     // Zero-copy view and the typed copy agree with the byte copy.
     let (mut p, mut n) = (ptr::null::<c_void>(), 0usize);
-    // SAFETY: valid session and outs.
     assert_eq!(
+        // SAFETY: valid session and outs.
         unsafe { mote_session_output(&mut *s, 0, &mut p, &mut n) },
         MoteStatus::Ok
     );
     assert_eq!(p as usize % 64, 0);
-    // SAFETY: the API points `p` at `n` bytes of the arena, valid until the next call.
     assert_eq!(
+        // SAFETY: the API points `p` at `n` bytes of the arena, valid until the next call.
         unsafe { core::slice::from_raw_parts(p.cast::<u8>(), n) },
         &got.data[..]
     );
@@ -233,12 +216,12 @@ fn demo_runs_through_the_buffer_api_on_a_caller_arena_and_matches_the_reference(
     }
 }
 
-fn unsafe_last_model_error(m: &MoteModel) -> *const c_char {
+fn model_error(m: &MoteModel) -> *const c_char {
     // SAFETY: `m` is model storage.
     unsafe { mote_model_last_error(m) }
 }
 
-fn unsafe_last_session_error(s: &MoteSession) -> *const c_char {
+fn session_error(s: &MoteSession) -> *const c_char {
     // SAFETY: `s` is session storage.
     unsafe { mote_session_last_error(s) }
 }
@@ -252,10 +235,10 @@ fn path_api_and_owned_arena_give_the_same_output() {
     let mut m = model_storage();
     // SAFETY: storage and a NUL-terminated path.
     let st = unsafe { mote_model_open_path(&mut *m, cpath.as_ptr()) };
-    assert_eq!(st, MoteStatus::Ok, "{}", text(unsafe_last_model_error(&m)));
+    assert_eq!(st, MoteStatus::Ok, "{}", text(model_error(&m)));
     let mut s = session_storage();
-    // SAFETY: valid storage and model.
     assert_eq!(
+        // SAFETY: valid storage and model.
         unsafe { mote_session_open_owned(&mut *s, &*m) },
         MoteStatus::Ok
     );
@@ -280,7 +263,7 @@ fn path_api_and_owned_arena_give_the_same_output() {
     // SAFETY: storage and a NUL-terminated path.
     let st = unsafe { mote_model_open_path(&mut *m, missing.as_ptr()) };
     assert_eq!(st, MoteStatus::Io);
-    assert!(text(unsafe_last_model_error(&m)).contains("cannot open"));
+    assert!(text(model_error(&m)).contains("cannot open"));
     // SAFETY: a failed handle may be freed.
     unsafe { mote_model_free(&mut *m) };
 }
@@ -603,7 +586,7 @@ fn corrupt_misaligned_and_foreign_buffers_are_refused_with_a_message() {
     let try_open = |m: &mut MoteModel, b: &[u8]| -> (MoteStatus, String) {
         // SAFETY: `b` is valid for its length; `m` is storage.
         let st = unsafe { mote_model_open_buffer(m, b.as_ptr().cast(), b.len()) };
-        (st, text(unsafe_last_model_error(m)))
+        (st, text(model_error(m)))
     };
 
     // Misaligned: the same bytes one byte off a 16-byte boundary.
@@ -624,8 +607,8 @@ fn corrupt_misaligned_and_foreign_buffers_are_refused_with_a_message() {
     assert!(msg.contains("checksum"), "{msg}");
     // A failed handle is not open.
     let mut n = 0usize;
-    // SAFETY: failed handle, valid out.
     assert_eq!(
+        // SAFETY: failed handle, valid out.
         unsafe { mote_model_input_count(&*m, &mut n) },
         MoteStatus::BadHandle
     );
@@ -733,7 +716,7 @@ fn status_strings_versions_and_messages() {
     let mut msg = Message::EMPTY;
     let long = "é".repeat(MOTE_ERROR_MESSAGE_CAPACITY);
     msg.set(format_args!("{long}"));
-    assert!(msg.len < MOTE_ERROR_MESSAGE_CAPACITY && msg.len % 2 == 0);
+    assert!(msg.len < MOTE_ERROR_MESSAGE_CAPACITY && msg.len.is_multiple_of(2));
     assert_eq!(msg.buf[msg.len], 0);
     assert!(std::str::from_utf8(&msg.buf[..msg.len]).is_ok());
 }
