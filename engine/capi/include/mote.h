@@ -47,9 +47,12 @@
  *   setting.
  *
  * FIRMWARE (no_std build, no heap)
- *   Build with --no-default-features (add --features panic-handler if the firmware has no
- *   panic handler). mote_model_open_path and mote_session_open_owned then return
- *   MOTE_STATUS_UNSUPPORTED; everything else works on caller memory.
+ *   cargo rustc --release -p mote-capi --no-default-features --features panic-handler
+ *     --target thumbv7em-none-eabihf --crate-type staticlib
+ *   A no_std static library must carry a Rust panic handler; the panic-handler feature's
+ *   halts (the engine has no panicking path on any input). mote_model_open_path and
+ *   mote_session_open_owned then return MOTE_STATUS_UNSUPPORTED; everything else works on
+ *   caller memory.
  */
 
 

@@ -1272,9 +1272,9 @@ unsafe fn copy_output(
     }
 }
 
-/// Halts on panic, for no_std firmware that does not bring its own handler (feature
-/// `panic-handler`). The engine has no panicking path on any input; this only satisfies the
-/// linker.
+/// Halts on panic (feature `panic-handler`): a no_std staticlib must carry a panic handler, and
+/// C firmware cannot provide a Rust one. The engine has no panicking path on any input; this
+/// only satisfies the compiler. Rust firmware uses the `mote` crate directly instead.
 #[cfg(all(feature = "panic-handler", not(feature = "std"), not(test)))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
