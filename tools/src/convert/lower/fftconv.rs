@@ -59,10 +59,7 @@ impl FftPlan {
             }
             let mut down = vec![];
             let mut cur = i;
-            loop {
-                let Some(out) = g.node[cur].output.first() else {
-                    break;
-                };
+            while let Some(out) = g.node[cur].output.first() {
                 if outputs.contains(&out.as_str()) {
                     break;
                 }
