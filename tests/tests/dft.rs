@@ -49,6 +49,16 @@ fn lmu_fft_memory_becomes_a_causal_conv() {
     // Linear + ReLU (one MatMul), then the memory: 20 ONNX nodes, three of them DFTs.
     assert_eq!(steps("lmu_fft"), ["MatMul", "Conv2d"]);
     assert_eq!(steps("lmu_fft_long"), ["MatMul", "Conv2d"]);
+    // L = 32 taps (H reversed), L - 1 zeros on the left, one input channel, `order` = 12 outputs.
+    let bytes = convert_file(&dir("lmu_fft").join("model.onnx")).unwrap();
+    let m = Model::from_bytes(bytes.as_slice()).unwrap();
+    let mote::ops::Op::Conv2d { g, .. } = m.step(1).unwrap().op else {
+        panic!("step 1 is not a conv");
+    };
+    assert_eq!(
+        (g.c_in, g.c_out, g.kw, g.pad_left, g.w_in, g.w_out),
+        (1, 12, 32, 31, 32, 32)
+    );
     // The time-domain export of the same memory gives the same steps.
     assert_eq!(steps("lmu_tdconv"), ["MatMul", "Conv2d"]);
     // One H row per channel: the transpose to [B, C, L] stays, the memory is depthwise.
