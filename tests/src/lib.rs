@@ -184,6 +184,43 @@ pub fn read_numbered(dir: &Path, prefix: &str) -> Result<Vec<Array>> {
     Ok(v)
 }
 
+/// Converts `dir/model.onnx` (for `target`), runs it on `dir/input_<i>.npy` with kernel set
+/// `isa` and compares every output with `dir/output_<i>.npy` within `rel`; returns the worst
+/// absolute difference.
+pub fn check_case_dir(dir: &Path, target: &str, isa: mote_targets::Isa, rel: f64) -> Result<f64> {
+    let bytes = convert_file_for(&dir.join("model.onnx"), target)?;
+    let model = Model::from_bytes(bytes.as_slice())?;
+    let inputs = read_numbered(dir, "input")?;
+    let want = read_numbered(dir, "output")?;
+    let got = run_model_isa(&model, &inputs, isa)?;
+    if got.len() != want.len() {
+        bail!("{} outputs, {} references", got.len(), want.len());
+    }
+    let mut worst = 0.0f64;
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        worst = worst.max(compare(g, w, rel).map_err(|e| anyhow!("output {k}: {e}"))?);
+    }
+    Ok(worst)
+}
+
+/// Every case listed in `dir/cases.txt` (one directory each, see [`check_case_dir`]) on the
+/// default kernel set, generic weight layout. Returns the number of cases and the failures.
+pub fn check_fixture_dir(dir: &Path, rel: f64) -> Result<(usize, Vec<String>)> {
+    let cases = std::fs::read_to_string(dir.join("cases.txt"))
+        .with_context(|| format!("reading {}", dir.join("cases.txt").display()))?;
+    let isa = mote::exec::default_isa()?;
+    let mut failures = vec![];
+    let mut n = 0;
+    for case in cases.lines().map(str::trim).filter(|c| !c.is_empty()) {
+        n += 1;
+        match check_case_dir(&dir.join(case), "generic", isa, rel) {
+            Ok(d) => println!("{case}: ok (max abs diff {d:.2e})"),
+            Err(e) => failures.push(format!("{case}: {e:#}")),
+        }
+    }
+    Ok((n, failures))
+}
+
 /// CRC-32 (IEEE 802.3, reflected, as zip uses).
 fn crc32(data: &[u8]) -> u32 {
     let mut table = [0u32; 256];

@@ -206,7 +206,6 @@ fn lmuformer_seq_time_domain_memory() {
 }
 
 #[test]
-#[ignore = "needs the DFT lowering (issue 3 item 2)"]
 fn lmuformer_fft_memory() {
     one_shot("lmuformer", "lmuformer_fft");
 }
@@ -214,7 +213,6 @@ fn lmuformer_fft_memory() {
 /// The FFT memory with the impulse response's DFT left in the graph (3 DFT nodes, as in
 /// full-size exports; `lmuformer_fft` has its spectrum folded into constants).
 #[test]
-#[ignore = "needs the DFT lowering (issue 3 item 2)"]
 fn lmuformer_fft_memory_dft_of_constant_in_graph() {
     one_shot("lmuformer", "lmuformer_fft_long");
 }

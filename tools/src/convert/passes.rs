@@ -10,6 +10,9 @@ use super::ir::{Graph, StepDesc, TId};
 
 /// Runs every pass to a fixed point.
 pub fn optimize(g: &mut Graph) -> Result<()> {
+    // Lowering-time rewrites (the FFT convolution) leave the steps they replace behind; drop
+    // them first so they cannot hold a tensor's "only reader" slot.
+    remove_dead(g);
     fuse_gelu(g);
     fuse_silu(g);
     fuse_layernorm_axis(g);

@@ -22,7 +22,9 @@ use super::onnx::{dtype_of, load_tensor, static_shape, Attrs};
 use super::Options;
 
 mod data;
+mod dft;
 mod elementwise;
+mod fftconv;
 mod linalg;
 mod spatial;
 
@@ -82,7 +84,14 @@ pub fn lower_model(proto: &pb::ModelProto, model_dir: &Path, opts: &Options) -> 
         l.names.insert(v.name.clone(), t);
         l.g.inputs.push(t);
     }
-    for node in &g.node {
+    // The FFT-convolution fusion rewrites at lowering time, where the ONNX structure is still
+    // at hand; like the passes, it only runs when optimizing.
+    let fft_plan = if opts.optimize {
+        fftconv::FftPlan::of(g)
+    } else {
+        fftconv::FftPlan::default()
+    };
+    for (idx, node) in g.node.iter().enumerate() {
         l.node(node).with_context(|| {
             let shapes: Vec<String> = node
                 .input
@@ -104,6 +113,7 @@ pub fn lower_model(proto: &pb::ModelProto, model_dir: &Path, opts: &Options) -> 
                 shapes.join(", ")
             )
         })?;
+        l.fuse_fft_conv(g, &fft_plan, idx);
     }
     for v in &g.output {
         let t = *l
@@ -874,6 +884,7 @@ impl Lowerer {
                 self.g.emit(op, &[Some(x)], o, name)
             }
             "Pad" => self.pad(node, &a),
+            "DFT" => self.dft(node),
             "ScatterND" => self.scatter_nd(node, &a),
             "Resize" | "Upsample" => self.resize(node, &a),
             "MaxPool" | "AveragePool" => self.pool(node, &a),
