@@ -319,6 +319,13 @@ impl<'a> Model<'a> {
         }
         for i in 0..self.step_count() {
             let s = self.step(i)?;
+            if let Some((feature, false)) = s.op.feature() {
+                return Err(Error::OpNotBuilt {
+                    step: i as u32,
+                    op: s.op.name(),
+                    feature,
+                });
+            }
             let err = step_error(i as u32);
             let out = self
                 .tensor(s.output)

@@ -655,6 +655,33 @@ impl Op {
         }
     }
 
+    /// The cargo feature of `mote` that builds this op's kernels in, and whether this build
+    /// has it; `None` for the strided copy (reshape, transpose, concat, slice), always built.
+    pub fn feature(&self) -> Option<(&'static str, bool)> {
+        let f = match self {
+            Op::Conv2d { .. } => ("op-conv", cfg!(feature = "op-conv")),
+            Op::MatMul(_) => ("op-matmul", cfg!(feature = "op-matmul")),
+            Op::Binary { .. }
+            | Op::Compare { .. }
+            | Op::Logic { .. }
+            | Op::Where { .. }
+            | Op::Unary { .. }
+            | Op::Cast => ("op-elementwise", cfg!(feature = "op-elementwise")),
+            Op::Softmax { .. }
+            | Op::LayerNorm { .. }
+            | Op::InstanceNorm { .. }
+            | Op::ChannelAffine { .. } => ("op-norm", cfg!(feature = "op-norm")),
+            Op::Reduce { .. } | Op::ArgMax { .. } => ("op-reduce", cfg!(feature = "op-reduce")),
+            Op::Gather { .. } | Op::GatherElements { .. } => {
+                ("op-gather", cfg!(feature = "op-gather"))
+            }
+            Op::Pad { .. } => ("op-pad", cfg!(feature = "op-pad")),
+            Op::Pool2d { .. } => ("op-pool", cfg!(feature = "op-pool")),
+            Op::Copy(_) => return None,
+        };
+        Some(f)
+    }
+
     /// Short name for listings (`mote inspect`).
     pub fn name(&self) -> &'static str {
         match self {
