@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 
 fn npy_f32_payload(path: &Path) -> Vec<u8> {
     let b = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(b.starts_with(b"\x93NUMPY"), "{}: not an .npy file", path.display());
+    assert!(
+        b.starts_with(b"\x93NUMPY"),
+        "{}: not an .npy file",
+        path.display()
+    );
     let (hlen, start) = match b[6] {
         1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
         _ => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
@@ -52,7 +56,10 @@ fn main() {
     .unwrap();
 
     let demo = here.join("../../models/demo");
-    for (name, file) in [("input.f32", "demo.input.npy"), ("output.f32", "demo.output.npy")] {
+    for (name, file) in [
+        ("input.f32", "demo.input.npy"),
+        ("output.f32", "demo.output.npy"),
+    ] {
         let p = demo.join(file);
         println!("cargo:rerun-if-changed={}", p.display());
         fs::write(out.join(name), npy_f32_payload(&p)).unwrap();
