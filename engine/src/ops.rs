@@ -1480,10 +1480,10 @@ fn bcast_check<const N: usize>(
     if total == 0 {
         return Ok(());
     }
-    for (i, t) in ins.iter().enumerate().take(N) {
+    for (t, strides) in ins.iter().zip(&bc.strides) {
         let mut max = 0usize;
-        for (k, &d) in bc.dims().iter().enumerate() {
-            max = add(max, mul(d - 1, bc.strides[i][k])?)?;
+        for (&d, &s) in bc.dims().iter().zip(strides) {
+            max = add(max, mul(d.saturating_sub(1), s)?)?;
         }
         if max >= t.elems {
             return Err("broadcast strides reach past an operand");
