@@ -1153,14 +1153,15 @@ impl Op {
                 let mut a_max = 0usize;
                 let mut b_max = 0usize;
                 let mut batch = 1usize;
-                for i in 0..g.batch_rank {
-                    if g.batch[i] == 0 {
+                let dims = g.batch.iter().zip(&g.a_bs).zip(&g.b_bs);
+                for ((&d, &a_bs), &b_bs) in dims.take(g.batch_rank) {
+                    if d == 0 {
                         batch = 0;
                         continue;
                     }
-                    a_max = add(a_max, mul(g.batch[i] - 1, g.a_bs[i])?)?;
-                    b_max = add(b_max, mul(g.batch[i] - 1, g.b_bs[i])?)?;
-                    batch = mul(batch, g.batch[i])?;
+                    a_max = add(a_max, mul(d - 1, a_bs)?)?;
+                    b_max = add(b_max, mul(d - 1, b_bs)?)?;
+                    batch = mul(batch, d)?;
                 }
                 expect_elems(*out, prod(&[batch, g.m, g.n])?)?;
                 // The contraction must walk through A and B, so its length is bounded by their
