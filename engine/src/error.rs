@@ -103,6 +103,16 @@ pub enum Error {
         /// The axis length.
         len: u64,
     },
+    /// The model uses an op whose kernels this build leaves out (a firmware build that
+    /// enables only the op families of its own model).
+    OpNotBuilt {
+        /// Step index.
+        step: u32,
+        /// The op's name, as `mote inspect` lists it.
+        op: &'static str,
+        /// The cargo feature of `mote` that builds it in.
+        feature: &'static str,
+    },
     /// An I/O error in the `std` layer (open/mmap).
     Io {
         /// What failed.
@@ -149,6 +159,11 @@ impl fmt::Display for Error {
             Error::IndexOutOfRange { step, index, len } => write!(
                 f,
                 "step {step}: index {index} read from a tensor is outside an axis of length {len}"
+            ),
+            Error::OpNotBuilt { step, op, feature } => write!(
+                f,
+                "step {step}: op {op} is not built into this binary (enable the `{feature}` \
+                 feature of the mote crate)"
             ),
             Error::Io { what } => write!(f, "I/O error: {what}"),
         }

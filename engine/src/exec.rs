@@ -1,4 +1,6 @@
 //! The executor: walks the step list over a caller-provided arena. No allocation, no graph work.
+// A build with some op families left out (firmware) leaves their helpers unused.
+#![cfg_attr(not(feature = "all-ops"), allow(unused))]
 
 use crate::error::{Error, Result};
 use crate::format::{DType, Storage, DATA_ALIGN};
@@ -353,6 +355,7 @@ pub fn eval(
         }
     };
     match *op {
+        #[cfg(feature = "op-conv")]
         Op::Conv2d { g, act } => {
             let w = if crate::ops::conv_packed(ctx.layout, &g) {
                 kd::ConvWeights::Panels(f(1)?)
@@ -361,6 +364,7 @@ pub fn eval(
             };
             kd::conv2d_f32(ctx.isa, &g, f(0)?, w, of(2)?, act, cast_mut(out)?)
         }
+        #[cfg(feature = "op-matmul")]
         Op::MatMul(g) => {
             let (a, bm, bias) = (f(0)?, f(1)?, of(2)?);
             let out = cast_mut::<f32>(out)?;
@@ -405,6 +409,7 @@ pub fn eval(
                 }
             }
         }
+        #[cfg(feature = "op-elementwise")]
         Op::Binary { op, bc } => kd::binary_f32(
             ctx.isa,
             op,
@@ -415,6 +420,7 @@ pub fn eval(
             bc.strides(1),
             cast_mut(out)?,
         ),
+        #[cfg(feature = "op-elementwise")]
         Op::Compare { op, bc } => k::elementwise::compare_f32(
             op,
             bc.dims(),
@@ -424,6 +430,7 @@ pub fn eval(
             bc.strides(1),
             out,
         ),
+        #[cfg(feature = "op-elementwise")]
         Op::Logic { kind, bc } => {
             let a = b(0)?;
             let bb = if kind == 3 { a } else { b(1)? };
@@ -441,19 +448,24 @@ pub fn eval(
                 k::elementwise::logic_u8(kind, bc.dims(), a, bc.strides(0), bb, bc.strides(1), out);
             }
         }
+        #[cfg(feature = "op-elementwise")]
         Op::Where { bc } => {
             let c = b(0)?;
             let (x, y) = (b(1)?, b(2)?);
             by_size!(out_dtype.size(), T => k::elementwise::where_select::<T>(bc.dims(), c, bc.strides(0), cast(x)?, bc.strides(1), cast(y)?, bc.strides(2), cast_mut(out)?))
         }
+        #[cfg(feature = "op-elementwise")]
         Op::Unary { op } => kd::unary_f32(ctx.isa, op, f(0)?, cast_mut(out)?),
+        #[cfg(feature = "op-elementwise")]
         Op::Cast => cast_elems(ins[0].ok_or_else(missing)?, out_dtype, out)?,
+        #[cfg(feature = "op-norm")]
         Op::Softmax {
             outer,
             axis,
             inner,
             log,
         } => kd::softmax_f32(ctx.isa, outer, axis, inner, log, f(0)?, cast_mut(out)?),
+        #[cfg(feature = "op-norm")]
         Op::LayerNorm { outer, size, eps } => kd::layernorm_f32(
             ctx.isa,
             outer,
@@ -464,6 +476,7 @@ pub fn eval(
             of(2)?,
             cast_mut(out)?,
         ),
+        #[cfg(feature = "op-norm")]
         Op::LayerNormAxis {
             outer,
             size,
@@ -480,6 +493,7 @@ pub fn eval(
             of(2)?,
             cast_mut(out)?,
         ),
+        #[cfg(feature = "op-norm")]
         Op::InstanceNorm { n, c, spatial, eps } => kd::instancenorm_f32(
             ctx.isa,
             n,
@@ -491,6 +505,7 @@ pub fn eval(
             f(2)?,
             cast_mut(out)?,
         ),
+        #[cfg(feature = "op-norm")]
         Op::ChannelAffine { outer, c, inner } => kd::channel_affine_f32(
             ctx.isa,
             outer,
@@ -501,12 +516,14 @@ pub fn eval(
             f(2)?,
             cast_mut(out)?,
         ),
+        #[cfg(feature = "op-reduce")]
         Op::Reduce {
             op,
             rank,
             dims,
             mask,
         } => kd::reduce_f32(ctx.isa, op, &dims[..rank], mask, f(0)?, cast_mut(out)?),
+        #[cfg(feature = "op-reduce")]
         Op::ArgMax {
             outer,
             axis,
@@ -514,11 +531,13 @@ pub fn eval(
             min,
             select_last,
         } => k::gather::argmax_f32(outer, axis, inner, min, select_last, f(0)?, cast_mut(out)?),
+        #[cfg(feature = "op-gather")]
         Op::Gather { outer, axis, inner } => {
             let idx = cast::<i64>(b(1)?)?;
             let d = b(0)?;
             by_size!(out_dtype.size(), T => k::gather::gather::<T>(outer, axis, inner, cast(d)?, idx, cast_mut(out)?)?)
         }
+        #[cfg(feature = "op-gather")]
         Op::GatherElements {
             rank,
             data_dims,
@@ -539,6 +558,7 @@ pub fn eval(
             );
             by_size!(out_dtype.size(), T => k::copy::copy_strided::<T>(dims, cast(s)?, c.src_off, ss, cast_mut(out)?, c.dst_off, ds))
         }
+        #[cfg(feature = "op-pad")]
         Op::Pad {
             mode,
             rank,
@@ -551,7 +571,17 @@ pub fn eval(
             let (id, od, bg) = (&in_dims[..rank], &out_dims[..rank], &begin[..rank]);
             by_size!(out_dtype.size(), T => k::pad::pad::<T>(mode, id, od, bg, value as T, cast(x)?, cast_mut(out)?))
         }
+        #[cfg(feature = "op-pool")]
         Op::Pool2d { kind, g } => k::pool::pool2d_f32(kind, &g, f(0)?, cast_mut(out)?),
+        // Ops whose cargo feature is off; `Model::from_bytes` refuses them before any run.
+        #[allow(unreachable_patterns)]
+        _ => {
+            return Err(StepError::Other(Error::OpNotBuilt {
+                step: 0,
+                op: op.name(),
+                feature: op.feature().map_or("", |f| f.0),
+            }))
+        }
     }
     Ok(())
 }
@@ -573,10 +603,12 @@ pub fn eval_in_place(
     };
     let x = cast_mut::<f32>(out)?;
     match *op {
+        #[cfg(feature = "op-elementwise")]
         Op::Unary { op } => kd::unary_inplace_f32(ctx.isa, op, x),
         Op::Binary { op, bc } => {
             kd::binary_inplace_f32(ctx.isa, op, bc.dims(), x, f(1)?, bc.strides(1))
         }
+        #[cfg(feature = "op-norm")]
         Op::ChannelAffine { outer, c, inner } => {
             kd::channel_affine_inplace_f32(ctx.isa, outer, c, inner, x, f(1)?, f(2)?)
         }

@@ -156,8 +156,11 @@ impl<'a> Model<'a> {
             }
         }
         let get = |k: u32| -> Result<&'a [u8]> {
-            let (s, e) =
-                found[k as usize].ok_or_else(|| sec_err(k, "required section is missing"))?;
+            let (s, e) = found
+                .get(k as usize)
+                .copied()
+                .flatten()
+                .ok_or_else(|| sec_err(k, "required section is missing"))?;
             bytes
                 .get(s..e)
                 .ok_or_else(|| sec_err(k, "extends past the end of the file"))
@@ -319,6 +322,13 @@ impl<'a> Model<'a> {
         }
         for i in 0..self.step_count() {
             let s = self.step(i)?;
+            if let Some((feature, false)) = s.op.feature() {
+                return Err(Error::OpNotBuilt {
+                    step: i as u32,
+                    op: s.op.name(),
+                    feature,
+                });
+            }
             let err = step_error(i as u32);
             let out = self
                 .tensor(s.output)
@@ -327,7 +337,7 @@ impl<'a> Model<'a> {
                 return Err(err("output must live in the arena"));
             }
             let mut ops = [None; MAX_STEP_INPUTS];
-            for (k, id) in s.inputs.iter().enumerate() {
+            for (k, (slot, id)) in ops.iter_mut().zip(s.inputs.iter()).enumerate() {
                 if let Some(id) = *id {
                     let t = self
                         .tensor(id)
@@ -344,7 +354,7 @@ impl<'a> Model<'a> {
                     if overlaps && !in_place {
                         return Err(err("an input overlaps the output in the arena"));
                     }
-                    ops[k] = Some(t.operand());
+                    *slot = Some(t.operand());
                 }
             }
             s.op.validate(self.header.layout, &ops, &out.operand())

@@ -672,6 +672,34 @@ impl Op {
         }
     }
 
+    /// The cargo feature of `mote` that builds this op's kernels in, and whether this build
+    /// has it; `None` for the strided copy (reshape, transpose, concat, slice), always built.
+    pub fn feature(&self) -> Option<(&'static str, bool)> {
+        let f = match self {
+            Op::Conv2d { .. } => ("op-conv", cfg!(feature = "op-conv")),
+            Op::MatMul(_) => ("op-matmul", cfg!(feature = "op-matmul")),
+            Op::Binary { .. }
+            | Op::Compare { .. }
+            | Op::Logic { .. }
+            | Op::Where { .. }
+            | Op::Unary { .. }
+            | Op::Cast => ("op-elementwise", cfg!(feature = "op-elementwise")),
+            Op::Softmax { .. }
+            | Op::LayerNorm { .. }
+            | Op::LayerNormAxis { .. }
+            | Op::InstanceNorm { .. }
+            | Op::ChannelAffine { .. } => ("op-norm", cfg!(feature = "op-norm")),
+            Op::Reduce { .. } | Op::ArgMax { .. } => ("op-reduce", cfg!(feature = "op-reduce")),
+            Op::Gather { .. } | Op::GatherElements { .. } => {
+                ("op-gather", cfg!(feature = "op-gather"))
+            }
+            Op::Pad { .. } => ("op-pad", cfg!(feature = "op-pad")),
+            Op::Pool2d { .. } => ("op-pool", cfg!(feature = "op-pool")),
+            Op::Copy(_) => return None,
+        };
+        Some(f)
+    }
+
     /// Short name for listings (`mote inspect`).
     pub fn name(&self) -> &'static str {
         match self {
@@ -1159,14 +1187,15 @@ impl Op {
                 let mut a_max = 0usize;
                 let mut b_max = 0usize;
                 let mut batch = 1usize;
-                for i in 0..g.batch_rank {
-                    if g.batch[i] == 0 {
+                let dims = g.batch.iter().zip(&g.a_bs).zip(&g.b_bs);
+                for ((&d, &a_bs), &b_bs) in dims.take(g.batch_rank) {
+                    if d == 0 {
                         batch = 0;
                         continue;
                     }
-                    a_max = add(a_max, mul(g.batch[i] - 1, g.a_bs[i])?)?;
-                    b_max = add(b_max, mul(g.batch[i] - 1, g.b_bs[i])?)?;
-                    batch = mul(batch, g.batch[i])?;
+                    a_max = add(a_max, mul(d - 1, a_bs)?)?;
+                    b_max = add(b_max, mul(d - 1, b_bs)?)?;
+                    batch = mul(batch, d)?;
                 }
                 expect_elems(*out, prod(&[batch, g.m, g.n])?)?;
                 // The contraction must walk through A and B, so its length is bounded by their
@@ -1497,10 +1526,10 @@ fn bcast_check<const N: usize>(
     if total == 0 {
         return Ok(());
     }
-    for (i, t) in ins.iter().enumerate().take(N) {
+    for (t, strides) in ins.iter().zip(&bc.strides) {
         let mut max = 0usize;
-        for (k, &d) in bc.dims().iter().enumerate() {
-            max = add(max, mul(d - 1, bc.strides[i][k])?)?;
+        for (&d, &s) in bc.dims().iter().zip(strides) {
+            max = add(max, mul(d.saturating_sub(1), s)?)?;
         }
         if max >= t.elems {
             return Err("broadcast strides reach past an operand");

@@ -71,6 +71,14 @@ pub fn pack_conv_weights(g: &Conv2dGeom, plain: &[f32], out: &mut [f32]) {
 
 /// `out[offset + i*ldo + j] = act(alpha * sum_k a(i,k) b(k,j) + bias[j])`, as
 /// [`generic::gemm::gemm_f32`].
+// Without SIMD kernels the sources built for them go unused.
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    )),
+    allow(unused_variables)
+)]
 pub fn gemm_f32(
     isa: Isa,
     m: usize,
@@ -128,6 +136,13 @@ pub fn gemm_f32(
 }
 
 /// `out = act(conv(input, weight) + bias)`, as [`generic::conv::conv2d_f32`].
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    )),
+    allow(unused_variables)
+)]
 pub fn conv2d_f32(
     isa: Isa,
     g: &Conv2dGeom,
@@ -312,6 +327,10 @@ fn conv_group_ref(
     }
 }
 
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 fn act_as_unary(act: Activation) -> Option<UnaryOp> {
     match act {
         Activation::None => None,

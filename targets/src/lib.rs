@@ -13,12 +13,29 @@ extern crate std;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
+// Shared plumbing of the SIMD kernels; targets without them (Cortex-M, armv7, RISC-V) run the
+// scalar reference only and need none of it (the GEMM module still packs and reads panels).
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 mod dwconv;
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    )),
+    allow(dead_code)
+)]
 pub mod gemm;
 pub mod generic;
 pub mod isa;
 pub mod kernels;
 pub mod profile;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 mod vmath;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;

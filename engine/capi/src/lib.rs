@@ -270,6 +270,7 @@ impl From<Error> for MoteStatus {
             Error::WrongInput { .. } => MoteStatus::BadSize,
             Error::IndexOutOfRange { .. } => MoteStatus::IndexOutOfRange,
             Error::Io { .. } => MoteStatus::Io,
+            Error::OpNotBuilt { .. } => MoteStatus::Unsupported,
         }
     }
 }
