@@ -265,7 +265,7 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
 ) -> bool {
     // The packing buffers live on the stack and are zeroed on entry: size them by need, since
     // many calls (grouped convs, batched attention) are small.
-    let b_direct = k == 0 || n == 0 || b.direct(0, KC.min(k), 0, K::NR.min(n)).is_some();
+    let b_direct = b_in_place(b, n, k, K::NR);
     let a_packed = matches!(a, ASource::Panels(_));
     // SAFETY: the caller's contract, forwarded.
     unsafe {
@@ -284,6 +284,12 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
             ),
         }
     }
+}
+
+/// Whether every B tile can be read in place (the first tile's answer holds for all: rows of
+/// a strided source are contiguous for all tiles or none).
+fn b_in_place(b: &impl BSource, n: usize, k: usize, nr: usize) -> bool {
+    k == 0 || n == 0 || b.direct(0, KC.min(k), 0, nr.min(n)).is_some()
 }
 
 /// [`gemm`] with packing buffers of `AB` and `BB` floats (0 when the operand is read in
@@ -423,6 +429,28 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
                         }
                         None => return false,
                     };
+                    for t in 0..tiles_m {
+                        let ap = a_panel(t, pc, kc, &mut abuf);
+                        run_tile(t, j0, nr, pc, kc, ap, bsrc, &mut bias_pad);
+                    }
+                }
+            }
+        }
+        ASource::Strided { .. }
+            if !b_in_place(b, n, k, nr_k) && n.div_ceil(nr_k) * m <= tiles_m * n =>
+        {
+            // B must be packed (a transposed operand) and packing it per tile row would cost
+            // more than packing A per column of tiles: B tiles outermost, each packed once.
+            for j0 in (0..n).step_by(nr_k) {
+                let nr = nr_k.min(n - j0);
+                for c in 0..chunks {
+                    let pc = c * KC;
+                    let kc = KC.min(k - pc);
+                    if BB < KC * NR_MAX {
+                        return false;
+                    }
+                    b.pack(pc, kc, j0, nr, &mut bbuf, nr_k);
+                    let bsrc = (bbuf.as_ptr(), nr_k);
                     for t in 0..tiles_m {
                         let ap = a_panel(t, pc, kc, &mut abuf);
                         run_tile(t, j0, nr, pc, kc, ap, bsrc, &mut bias_pad);

@@ -83,3 +83,9 @@ fn silu_becomes_one_step_or_the_conv_epilogue() {
     // The sigmoid is also a graph output: nothing to fuse.
     assert_eq!(steps("silu_sigmoid_also_output"), ["Unary", "Binary"]);
 }
+
+#[test]
+fn permuting_copies_fold_into_matmul_strides() {
+    assert_eq!(steps("matmul_transposed_key"), ["MatMul"]);
+    assert_eq!(steps("matmul_head_split_permute"), ["MatMul"]);
+}

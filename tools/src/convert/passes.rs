@@ -18,6 +18,7 @@ pub fn optimize(g: &mut Graph) -> Result<()> {
     fuse_layernorm_axis(g);
     fuse_matmul_bias(g)?;
     binary_to_affine(g)?;
+    fold_copies_into_matmul(g);
     loop {
         let before = g.steps.len();
         merge_affine_into_conv(g)?;
@@ -561,6 +562,149 @@ fn fuse_silu(g: &mut Graph) {
                 i = 0;
             }
             None => i += 1,
+        }
+    }
+}
+
+/// For every destination element of copy `c` (`len` elements), the source element it is
+/// copied from; `None` unless every destination element is written exactly once.
+fn copy_sources(c: &CopyGeom, len: usize) -> Option<Vec<isize>> {
+    let dims = &c.dims[..c.rank];
+    if dims.iter().product::<usize>() != len {
+        return None;
+    }
+    let mut map = vec![-1isize; len];
+    let mut idx = vec![0usize; c.rank];
+    for _ in 0..len {
+        let (mut src, mut dst) = (c.src_off as isize, c.dst_off as isize);
+        for d in 0..c.rank {
+            src += idx[d] as isize * c.src_strides[d];
+            dst += idx[d] as isize * c.dst_strides[d];
+        }
+        let slot = map.get_mut(usize::try_from(dst).ok()?)?;
+        if *slot >= 0 || src < 0 {
+            return None;
+        }
+        *slot = src;
+        for d in (0..c.rank).rev() {
+            idx[d] += 1;
+            if idx[d] < dims[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Some(map)
+}
+
+/// The strides that read through `map` what `dims`/`strides` read from the copy's output,
+/// if one affine map does it for every element (checked element by element).
+fn compose_strides(map: &[isize], dims: &[usize], strides: &[usize]) -> Option<Vec<usize>> {
+    if *map.first()? != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(dims.len());
+    for (&d, &st) in dims.iter().zip(strides) {
+        out.push(if d > 1 {
+            usize::try_from(*map.get(st)?).ok()?
+        } else {
+            0
+        });
+    }
+    let total: usize = dims.iter().product();
+    let mut idx = vec![0usize; dims.len()];
+    for _ in 0..total {
+        let (mut at, mut want) = (0usize, 0usize);
+        for k in 0..dims.len() {
+            at += idx[k] * strides[k];
+            want += idx[k] * out[k];
+        }
+        if usize::try_from(*map.get(at)?).ok()? != want {
+            return None;
+        }
+        for k in (0..dims.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < dims[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    Some(out)
+}
+
+/// A permuting copy read only by a MatMul operand is dropped: the MatMul reads the copy's
+/// source with composed strides (transposed keys, split or merged heads), when one set of
+/// strides does it exactly (checked for every element).
+fn fold_copies_into_matmul(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        let Op::MatMul(mm) = g.steps[i].op else {
+            i += 1;
+            continue;
+        };
+        let mut folded = false;
+        for operand in 0..2 {
+            let Some(t) = g.steps[i].inputs[operand] else {
+                continue;
+            };
+            let u = Uses::of(g);
+            if u.only_reader(g, t) != Some(i) {
+                continue;
+            }
+            let Some(c) = producer(g, t) else { continue };
+            let Op::Copy(cg) = g.steps[c].op else {
+                continue;
+            };
+            let Some(x) = g.steps[c].inputs[0] else {
+                continue;
+            };
+            let out = g.steps[c].output;
+            if g.root(out) != out || g.tensors[out].elems() != g.tensors[t].elems() {
+                continue;
+            }
+            let Some(map) = copy_sources(&cg, g.tensors[out].elems()) else {
+                continue;
+            };
+            let br = mm.batch_rank;
+            let (mut dims, mut strides) = (mm.batch[..br].to_vec(), Vec::with_capacity(br + 2));
+            if operand == 0 {
+                strides.extend_from_slice(&mm.a_bs[..br]);
+                dims.extend([mm.m, mm.k]);
+                strides.extend([mm.a_rs, mm.a_cs]);
+            } else {
+                strides.extend_from_slice(&mm.b_bs[..br]);
+                dims.extend([mm.k, mm.n]);
+                strides.extend([mm.b_rs, mm.b_cs]);
+            }
+            let Some(new) = compose_strides(&map, &dims, &strides) else {
+                continue;
+            };
+            let mut ng = mm;
+            // Broadcast batch dims (stride 0) stay broadcast.
+            let keep_zero = |old: usize, new: usize| if old == 0 { 0 } else { new };
+            for d in 0..br {
+                if operand == 0 {
+                    ng.a_bs[d] = keep_zero(mm.a_bs[d], new[d]);
+                } else {
+                    ng.b_bs[d] = keep_zero(mm.b_bs[d], new[d]);
+                }
+            }
+            if operand == 0 {
+                (ng.a_rs, ng.a_cs) = (new[br], new[br + 1]);
+            } else {
+                (ng.b_rs, ng.b_cs) = (new[br], new[br + 1]);
+            }
+            g.steps[i].op = Op::MatMul(ng);
+            g.steps[i].inputs[operand] = Some(x);
+            g.steps.remove(c);
+            folded = true;
+            break;
+        }
+        if folded {
+            i = 0;
+        } else {
+            i += 1;
         }
     }
 }
