@@ -84,6 +84,7 @@ impl core::fmt::Debug for ThreadPool {
 impl ThreadPool {
     /// A pool of `threads` threads in all: the caller of [`ThreadPool::run`] plus
     /// `threads - 1` workers started here (`threads` is clamped to `1..=`[`MAX_THREADS`]).
+    /// Returns once every worker is running, so no start-up work overlaps a later job.
     /// Fails only if the OS refuses a thread.
     pub fn new(threads: usize) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
@@ -112,6 +113,10 @@ impl ThreadPool {
                 .spawn(move || worker(&s))?;
             pool.workers.push(h);
         }
+        // Wait until every worker has started and entered its loop: thread start-up allocates
+        // (on the new thread), and that must not land in an inference that runs right away.
+        pool.run(pool.threads(), &|_| {});
+        pool.shared.jobs.store(0, Ordering::Relaxed);
         Ok(pool)
     }
 
