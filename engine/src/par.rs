@@ -27,7 +27,7 @@ use std::sync::Mutex;
 const MAX_PARTS: usize = 64;
 
 /// One part's output range (in elements) and what it computes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Part {
     lo: usize,
     hi: usize,
@@ -166,13 +166,7 @@ fn conv(
             (u * MR).min(g.c_out)
         }
     };
-    let mut parts = [Part {
-        lo: 0,
-        hi: 0,
-        b: 0,
-        u0: 0,
-        u1: 0,
-    }; MAX_PARTS];
+    let mut parts = [Part::default(); MAX_PARTS];
     for (p, part) in parts.iter_mut().enumerate().take(nparts) {
         let (b, i) = (p / per_batch, p % per_batch);
         let (u0, u1) = piece(units, per_batch, i);
@@ -288,13 +282,7 @@ fn matmul(
         return None;
     }
     let plane = g.m * g.n;
-    let mut parts = [Part {
-        lo: 0,
-        hi: 0,
-        b: 0,
-        u0: 0,
-        u1: 0,
-    }; MAX_PARTS];
+    let mut parts = [Part::default(); MAX_PARTS];
     for (p, part) in parts.iter_mut().enumerate().take(nparts) {
         *part = if let (Some(b), Some(i)) = (p.checked_div(per_batch), p.checked_rem(per_batch)) {
             let (t0, t1) = piece(g.m.div_ceil(MR), per_batch, i);

@@ -191,23 +191,31 @@ struct Leave<'a>(&'a Shared);
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
         let s = self.0;
-        let start = Instant::now();
-        let mut spins = 0u32;
-        while s.active.load(Ordering::Acquire) != 0 {
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
-                let mut st = s.lock();
-                while s.active.load(Ordering::Acquire) != 0 {
-                    st = s.done.wait(st).unwrap_or_else(|e| e.into_inner());
-                }
-                break;
+        let busy = || s.active.load(Ordering::Acquire) != 0;
+        if !spin_while(busy) {
+            let mut st = s.lock();
+            while busy() {
+                st = s.done.wait(st).unwrap_or_else(|e| e.into_inner());
             }
-            core::hint::spin_loop();
         }
         s.lock().job = None;
         // Wake a caller on another thread waiting to publish its job.
         s.done.notify_all();
     }
+}
+
+/// Spins while `busy()` holds, for at most [`SPIN`]; whether it stopped holding.
+fn spin_while(busy: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    while busy() {
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
 }
 
 fn take_parts(s: &Shared, f: &JobFn, parts: usize) {
@@ -224,15 +232,7 @@ fn worker(s: &Shared) {
     let mut seen = 0usize;
     loop {
         // Spin briefly for the next job, then park.
-        let start = Instant::now();
-        let mut spins = 0u32;
-        while s.epoch.load(Ordering::Acquire) == seen {
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
-                break;
-            }
-            core::hint::spin_loop();
-        }
+        spin_while(|| s.epoch.load(Ordering::Acquire) == seen);
         let job = {
             let mut st = s.lock();
             while st.epoch == seen && !st.shutdown {

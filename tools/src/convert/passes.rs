@@ -713,39 +713,14 @@ fn fold_copies_into_matmul(g: &mut Graph) {
 /// (every destination element written once, from the right source element).
 fn is_swap_last2(c: &CopyGeom, n: usize, a: usize, b: usize) -> bool {
     let total = n * a * b;
-    let dims = &c.dims[..c.rank];
-    if total == 0 || dims.iter().product::<usize>() != total {
+    let Some(map) = copy_sources(c, total).filter(|_| total > 0) else {
         return false;
-    }
-    let mut seen = vec![false; total];
-    let mut idx = vec![0usize; c.rank];
-    for _ in 0..total {
-        let (mut src, mut dst) = (c.src_off as isize, c.dst_off as isize);
-        for d in 0..c.rank {
-            src += idx[d] as isize * c.src_strides[d];
-            dst += idx[d] as isize * c.dst_strides[d];
-        }
-        let Ok(dst) = usize::try_from(dst) else {
-            return false;
-        };
-        if dst >= total || seen[dst] {
-            return false;
-        }
-        seen[dst] = true;
-        // dst = (i * b + k) * a + j  holds  src[i, j, k] = (i * a + j) * b + k.
+    };
+    // dst = (i * b + k) * a + j  holds  src[i, j, k] = (i * a + j) * b + k.
+    map.iter().enumerate().all(|(dst, &src)| {
         let (i, k, j) = (dst / (a * b), dst / a % b, dst % a);
-        if src != ((i * a + j) * b + k) as isize {
-            return false;
-        }
-        for d in (0..c.rank).rev() {
-            idx[d] += 1;
-            if idx[d] < dims[d] {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
-    true
+        src == ((i * a + j) * b + k) as isize
+    })
 }
 
 /// `Transpose(NCHW → NHWC) → LayerNorm over C → Transpose(NHWC → NCHW)` (LayerNorm over the
