@@ -576,4 +576,3 @@ fn random_int8_param_words_never_panic() {
     }
     println!("{accepted} random int8 steps validated");
 }
-
