@@ -2066,3 +2066,97 @@ fn pool_window_beyond_the_work_cap_is_refused() {
     f.set_param(p, 6, 64);
     assert!(open(&f.fixed()).is_ok());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Int8 steps (Quantize, Dequantize, QConv2d, QMatMul)
+// ---------------------------------------------------------------------------------------------
+
+/// `tests/fixtures/int8` converted with `--quant int8 --calibrate random:4`.
+fn int8_model() -> &'static [u8] {
+    static B: OnceLock<Vec<u8>> = OnceLock::new();
+    B.get_or_init(|| {
+        use mote_tools::convert::quant::{Estimator, Int8Options};
+        let p = repo_root().join("tests/fixtures/int8/model.onnx");
+        let opts = mote_tools::convert::Options {
+            target: "generic".into(),
+            int8: Some(Int8Options {
+                calibrate: Some("random:4".into()),
+                estimator: Estimator::MinMax,
+            }),
+            ..Default::default()
+        };
+        mote_tools::convert::convert(&p, &opts)
+            .unwrap_or_else(|e| panic!("{e:#}"))
+            .bytes
+    })
+}
+
+#[test]
+fn random_step_mutations_of_int8_steps_never_panic() {
+    let base = int8_model();
+    let f = File::new(base);
+    let ops: std::collections::BTreeSet<u16> = (0..f.n_steps()).map(|i| f.step(i).op).collect();
+    for op in [
+        code::QUANTIZE,
+        code::DEQUANTIZE,
+        code::QCONV2D,
+        code::QMATMUL,
+    ] {
+        assert!(ops.contains(&op), "the int8 base has no op {op}");
+    }
+    assert_eq!(load_and_run(base, "int8 base"), Ok(()));
+    let mut failures = vec![];
+    let mut accepted = 0;
+    let n = iterations(3000);
+    for seed in 0..n {
+        let (b, what) = mutate_step(base, seed ^ 0x1e8);
+        match catch_unwind(AssertUnwindSafe(|| load_and_run(&b, &what))) {
+            Ok(Ok(())) => accepted += 1,
+            Ok(Err(_)) => {}
+            Err(_) => failures.push(format!("seed {seed}: {what}")),
+        }
+    }
+    println!("{n} int8 step mutations, {accepted} accepted");
+    assert!(
+        failures.is_empty(),
+        "{} mutations panicked:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn int8_scratch_must_be_private_arena_memory() {
+    let base = int8_model();
+    let f0 = File::new(base);
+    let i = (0..f0.n_steps())
+        .find(|&i| f0.step(i).op == code::QCONV2D && f0.step(i).inputs[3] != NO_TENSOR)
+        .expect("a QConv2d with scratch");
+    let st = f0.step(i);
+    // Scratch named as the step's own input: overlaps another operand.
+    let mut f = f0.clone();
+    let at = f.range(section::STEPS).start + i * STEP_RECORD_LEN + 4 + 12;
+    put_u32(&mut f.b, at, st.inputs[0]);
+    fix_checksum(&mut f.b);
+    assert_err!(
+        f.b,
+        Error::BadStep {
+            reason: "scratch overlaps another operand in the arena",
+            ..
+        } | Error::BadStep {
+            reason: "an input overlaps the output in the arena",
+            ..
+        }
+    );
+    // Scratch named as a constant (the weights).
+    let mut f = f0.clone();
+    put_u32(&mut f.b, at, st.inputs[1]);
+    fix_checksum(&mut f.b);
+    assert_err!(
+        f.b,
+        Error::BadStep {
+            reason: "scratch must live in the arena",
+            ..
+        }
+    );
+}

@@ -47,6 +47,18 @@ enum Cmd {
         /// exported with dynamic dimensions. Repeat for several inputs.
         #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_input_shape_arg)]
         input_shape: Vec<(String, Vec<usize>)>,
+        /// Quantize: `int8` (post-training, per-channel weights, u8 activations; needs
+        /// --calibrate).
+        #[arg(long)]
+        quant: Option<String>,
+        /// Calibration inputs for --quant int8: an .npy stack [N, ...], a folder of .npy files
+        /// (one input each), a folder with one subfolder per input name, or random[:N] (random
+        /// normal inputs, for testing only).
+        #[arg(long, value_name = "DATA")]
+        calibrate: Option<String>,
+        /// Activation range estimator for --quant int8: minmax, percentile or mse.
+        #[arg(long, default_value = "percentile")]
+        calib: String,
     },
     /// Run a .mote model on .npy inputs.
     Run {
@@ -99,6 +111,41 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The `--quant`, `--calibrate` and `--calib` flags of `convert`, for int8.
+fn int8_options(
+    quant: Option<&str>,
+    calibrate: Option<String>,
+    calib: &str,
+) -> Result<Option<mote_tools::convert::quant::Int8Options>> {
+    use mote_tools::convert::quant::{Estimator, Int8Options};
+    match quant {
+        None | Some("fp32") | Some("none") => {
+            if calibrate.is_some() {
+                anyhow::bail!("--calibrate is for --quant int8");
+            }
+            Ok(None)
+        }
+        Some("int8") => Ok(Some(Int8Options {
+            calibrate,
+            estimator: Estimator::parse(calib)?,
+        })),
+        Some(other) => anyhow::bail!("unknown --quant {other:?} (supported: int8)"),
+    }
+}
+
+fn print_int8_report(r: &mote_tools::convert::quant::Report) {
+    println!("int8: calibrated on {}", r.calibration);
+    println!(
+        "int8: {} layers int8, {} Quantize and {} Dequantize steps",
+        r.int8.len(),
+        r.converts.0,
+        r.converts.1
+    );
+    for (layer, why) in &r.kept_f32 {
+        println!("int8: kept f32: {layer}: {why}");
+    }
 }
 
 fn parse_input_shape_arg(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -156,14 +203,19 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             target,
             no_fuse,
             input_shape,
+            quant,
+            calibrate,
+            calib,
         } => {
             let t = Instant::now();
+            let int8 = int8_options(quant.as_deref(), calibrate, &calib)?;
             let c = convert(
                 &model,
                 &Options {
                     target,
                     optimize: !no_fuse,
                     input_shapes: input_shape,
+                    int8,
                 },
             )?;
             std::fs::write(&output, &c.bytes)
@@ -181,6 +233,9 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 m.0,
                 t.elapsed().as_secs_f64()
             );
+            if let Some(r) = &c.int8 {
+                print_int8_report(r);
+            }
             Ok(())
         }
         Cmd::Run {

@@ -6,6 +6,7 @@ pub mod onnx;
 pub mod pack;
 pub mod passes;
 pub mod plan;
+pub mod quant;
 pub mod write;
 
 use anyhow::{Context, Result};
@@ -21,6 +22,8 @@ pub struct Converted {
     pub onnx_nodes: usize,
     /// Steps in the converted model.
     pub steps: usize,
+    /// What int8 quantization did (`--quant int8`).
+    pub int8: Option<quant::Report>,
 }
 
 /// Options for [`convert`].
@@ -34,6 +37,8 @@ pub struct Options {
     /// replaces the declared shape of that input, fixing its dynamic dimensions. It must have
     /// the declared rank and agree with every declared static dimension.
     pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Int8 post-training quantization (`--quant int8`), with its calibration options.
+    pub int8: Option<quant::Int8Options>,
 }
 
 impl Default for Options {
@@ -42,6 +47,7 @@ impl Default for Options {
             target: "generic".into(),
             optimize: true,
             input_shapes: vec![],
+            int8: None,
         }
     }
 }
@@ -106,6 +112,11 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
             names.join(", ")
         )
     })?;
+    let calibrate = opts
+        .int8
+        .as_ref()
+        .map(quant::require_calibration)
+        .transpose()?;
     let proto = onnx::load_proto(path)?;
     let onnx_nodes = proto.graph.as_ref().map(|g| g.node.len()).unwrap_or(0);
     let dir = path
@@ -118,7 +129,17 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
         passes::optimize(&mut g)?;
         log::info!("{} steps after fusion", g.steps.len());
     }
-    finalize_outputs(&mut g)?;
+    let mut int8 = None;
+    if let (Some(q), Some(spec)) = (&opts.int8, calibrate) {
+        quant::split_activations(&mut g)?;
+        finalize_outputs(&mut g)?;
+        let (samples, label) = quant::load_samples(&g, spec)?;
+        let mut rep = quant::quantize(&mut g, &samples, q.estimator)?;
+        rep.calibration = label;
+        int8 = Some(rep);
+    } else {
+        finalize_outputs(&mut g)?;
+    }
     if opts.optimize {
         plan::assign_in_place(&mut g);
     }
@@ -129,6 +150,7 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
         steps: g.steps.len(),
         bytes,
         onnx_nodes,
+        int8,
     })
 }
 
