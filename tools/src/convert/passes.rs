@@ -23,6 +23,7 @@ pub fn optimize(g: &mut Graph) -> Result<()> {
         let before = g.steps.len();
         merge_affine_into_conv(g)?;
         merge_affine_into_matmul(g)?;
+        fold_scale_into_matmul(g);
         fuse_activation(g);
         remove_dead(g);
         if g.steps.len() == before {
@@ -448,6 +449,48 @@ fn merge_affine_into_matmul(g: &mut Graph) -> Result<()> {
         g.steps.remove(i);
     }
     Ok(())
+}
+
+/// `MatMul → ×k` (attention's `q·kᵀ × scale`, a constant `Mul` lowered to `Unary Affine { k,
+/// c: 0 }`) becomes the MatMul's `alpha` when the MatMul has no bias, no activation and
+/// `alpha = 1`: the kernel then rounds `acc × k` once, as the Affine step did (up to the sign
+/// of a zero result: `x·k + 0` is never −0).
+fn fold_scale_into_matmul(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        let s = g.steps[i].clone();
+        let Op::Unary {
+            op: UnaryOp::Affine { k, c },
+        } = s.op
+        else {
+            i += 1;
+            continue;
+        };
+        let Some(x) = s.inputs[0] else {
+            i += 1;
+            continue;
+        };
+        let u = Uses::of(g);
+        let p = producer(g, x).filter(|_| u.only_reader(g, x) == Some(i));
+        let fold = c == 0.0
+            && k.is_finite()
+            && p.is_some_and(|p| {
+                g.steps[p].inputs[2].is_none()
+                    && matches!(g.steps[p].op, Op::MatMul(m)
+                        if m.act == Activation::None && m.alpha == 1.0)
+            });
+        let out = s.output;
+        match p {
+            Some(p) if fold && g.tensors[out].shape == g.tensors[g.steps[p].output].shape => {
+                if let Op::MatMul(m) = &mut g.steps[p].op {
+                    m.alpha = k;
+                }
+                g.steps[p].output = out;
+                g.steps.remove(i);
+            }
+            _ => i += 1,
+        }
+    }
 }
 
 /// `Conv/MatMul → Relu/Clip/Sigmoid/GELU` becomes the producer's epilogue.
