@@ -75,7 +75,9 @@ pub fn quantize_multiplier(real: f64) -> Option<(i32, i8)> {
         q *= 2.0;
         e -= 1;
     }
-    let mut m = (q * (1u64 << 31) as f64).round() as i64;
+    // Positive and below 2^31 with an ulp of at most 2^−22: `+ 0.5` is exact and the cast
+    // truncates, so this is `round()` (half away from zero), which `core` lacks.
+    let mut m = (q * (1u64 << 31) as f64 + 0.5) as i64;
     if m == 1i64 << 31 {
         m /= 2;
         e += 1;
@@ -100,7 +102,7 @@ pub fn quantize_one(x: f32, scale: f32, zp: u8) -> u8 {
     if v.is_nan() {
         return zp;
     }
-    let r = v.round_ties_even().clamp(-512.0, 512.0) as i32;
+    let r = crate::generic::math::round_ties_even(v).clamp(-512.0, 512.0) as i32;
     (r + zp as i32).clamp(0, 255) as u8
 }
 

@@ -6,3 +6,4 @@ pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub mod math;
 pub(crate) mod norm;
+pub(crate) mod qgemm;

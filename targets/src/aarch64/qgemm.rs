@@ -1,0 +1,1 @@
+//! int8 GEMM micro-kernels (see [`crate::qgemm`]).
