@@ -979,18 +979,32 @@ pub fn qdwconv2d(
     rq: &q8::Requant<'_>,
     out: &mut [u8],
 ) {
-    let _ = isa;
-    q8::qdwconv2d(g, x, x_zp, w, rq, out)
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        IsaKind::Avx512 if crate::x86_64::qdwconv::handles(g, x.len(), w.len(), rq, out.len()) => {
+            // SAFETY: `isa` proves AVX-512F; `handles` checked the geometry and lengths.
+            unsafe { crate::x86_64::qdwconv::avx512_qdwconv2d_u8s8(g, x, x_zp, w, rq, out) }
+        }
+        _ => q8::qdwconv2d(g, x, x_zp, w, rq, out),
+    }
 }
 
 /// [`q8::quantize_u8`]; bit-identical to it.
 pub fn quantize_u8(isa: Isa, x: &[f32], scale: f32, zp: u8, out: &mut [u8]) {
-    let _ = isa;
-    q8::quantize_u8(x, scale, zp, out)
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe { crate::x86_64::quant::avx512_quantize_u8(x, scale, zp, out) },
+        _ => q8::quantize_u8(x, scale, zp, out),
+    }
 }
 
 /// [`q8::dequantize_u8`]; bit-identical to it.
 pub fn dequantize_u8(isa: Isa, q: &[u8], scale: f32, zp: u8, out: &mut [f32]) {
-    let _ = isa;
-    q8::dequantize_u8(q, scale, zp, out)
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe { crate::x86_64::quant::avx512_dequantize_u8(q, scale, zp, out) },
+        _ => q8::dequantize_u8(q, scale, zp, out),
+    }
 }

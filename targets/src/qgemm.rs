@@ -52,6 +52,7 @@ pub(crate) struct TileDst {
 
 /// The `t` of [`q8::requantize`] (`31 + shift`, clamped to `[1, 61]`).
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn requant_t(shift: i8) -> u32 {
     (31 + shift as i32).clamp(1, 61) as u32
 }
@@ -162,6 +163,12 @@ fn repack(k: usize, n: usize, x: &QMat<'_>, xor: u8, dst: &mut [u8]) {
                 continue;
             }
             let row = x.offset + kk * x.rs;
+            if x.cs == 1 && t == 0 && 4 * q + 3 < k {
+                // A whole quad of contiguous rows: interleaved 16 columns at a time.
+                let r = |i: usize| &x.data[row + i * x.rs..row + i * x.rs + n];
+                interleave4([r(0), r(1), r(2), r(3)], xor, quad);
+                break;
+            }
             if x.cs == 1 {
                 let src = &x.data[row..row + n];
                 for (col, &v) in quad.chunks_exact_mut(4).zip(src) {
@@ -172,6 +179,56 @@ fn repack(k: usize, n: usize, x: &QMat<'_>, xor: u8, dst: &mut [u8]) {
                     col[t] = x.data[row + j * x.cs] ^ xor;
                 }
             }
+        }
+    }
+}
+
+/// `out[4j + t] = rows[t][j] ^ xor` for `j < n` (`rows[t].len() == n`, `out.len() == 4n`).
+fn interleave4(rows: [&[u8]; 4], xor: u8, out: &mut [u8]) {
+    let n = out.len() / 4;
+    let mut j = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::*;
+        while j + 16 <= n {
+            // SAFETY: SSE2 is part of x86-64; bytes j .. j + 16 of each row and 4j .. 4j + 64
+            // of `out` are in bounds (j + 16 ≤ n).
+            unsafe {
+                let fx = _mm_set1_epi8(xor as i8);
+                let ld = |t: usize| {
+                    let v = _mm_loadu_si128(rows[t].as_ptr().add(j) as *const __m128i);
+                    _mm_xor_si128(v, fx)
+                };
+                let (a, b, c, d) = (ld(0), ld(1), ld(2), ld(3));
+                let (ab0, ab1) = (_mm_unpacklo_epi8(a, b), _mm_unpackhi_epi8(a, b));
+                let (cd0, cd1) = (_mm_unpacklo_epi8(c, d), _mm_unpackhi_epi8(c, d));
+                let o = out.as_mut_ptr().add(4 * j) as *mut __m128i;
+                _mm_storeu_si128(o, _mm_unpacklo_epi16(ab0, cd0));
+                _mm_storeu_si128(o.add(1), _mm_unpackhi_epi16(ab0, cd0));
+                _mm_storeu_si128(o.add(2), _mm_unpacklo_epi16(ab1, cd1));
+                _mm_storeu_si128(o.add(3), _mm_unpackhi_epi16(ab1, cd1));
+            }
+            j += 16;
+        }
+    }
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    {
+        use core::arch::aarch64::*;
+        while j + 16 <= n {
+            // SAFETY: NEON is part of the aarch64 base architecture; bytes j .. j + 16 of each
+            // row and 4j .. 4j + 64 of `out` are in bounds (j + 16 ≤ n).
+            unsafe {
+                let fx = vdupq_n_u8(xor);
+                let ld = |t: usize| veorq_u8(vld1q_u8(rows[t].as_ptr().add(j)), fx);
+                let v = uint8x16x4_t(ld(0), ld(1), ld(2), ld(3));
+                vst4q_u8(out.as_mut_ptr().add(4 * j), v);
+            }
+            j += 16;
+        }
+    }
+    for (jj, col) in out.chunks_exact_mut(4).enumerate().skip(j) {
+        for (c, r) in col.iter_mut().zip(&rows) {
+            *c = r[jj] ^ xor;
         }
     }
 }

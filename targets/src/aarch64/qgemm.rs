@@ -1,1 +1,180 @@
-//! int8 GEMM micro-kernels (see [`crate::qgemm`]).
+//! int8 GEMM micro-kernels (see [`crate::qgemm`]): `neondot_qgemm_s8s8_8x12` (`sdot`,
+//! FEAT_DotProd: Cortex-A55/A76/A78, Orin) and `neon_qgemm_s8s8_8x4` (`smull` + `sadalp`,
+//! base Advanced SIMD: Cortex-A53/A72). Both read the activations XORed with `0x80` (the
+//! driver's repack), i.e. as `s8 = x − 128`, and the driver folds `128 × Σ w` into each row's
+//! start value.
+
+use crate::qgemm::{store_scalar, QMicroKernel, TileDst, MR};
+use core::arch::aarch64::*;
+
+/// 16 bytes at `p` when `lanes ≥ 4` columns are readable, else the first `4 × lanes` bytes and
+/// zeros.
+///
+/// # Safety
+/// `p .. p + 4 × min(lanes, 4)` is readable.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn load_cols(p: *const u8, lanes: usize) -> int8x16_t {
+    // SAFETY: only 4 × min(lanes, 4) bytes are read (caller's contract).
+    unsafe {
+        if lanes >= 4 {
+            return vld1q_s8(p as *const i8);
+        }
+        let mut tmp = [0i8; 16];
+        core::ptr::copy_nonoverlapping(p as *const i8, tmp.as_mut_ptr(), 4 * lanes);
+        vld1q_s8(tmp.as_ptr())
+    }
+}
+
+/// `acc[i] += Σ_t a[4i + t] × b[4L + t]` (`sdot acc.4s, a.16b, b.4b[L]`). The intrinsic
+/// (`vdotq_laneq_s32`) is not stable yet, so this is the one instruction as inline assembly.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sdot_lane<const L: i32>(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: a register-only instruction of FEAT_DotProd, which the target feature (and the
+    // caller's kernel token) guarantee; L is a lane index 0..=3 at every call.
+    unsafe {
+        core::arch::asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.4b[{l}]",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            l = const L,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// NEON dot product: 8 rows × up to 3 vectors of 4 columns; 24 accumulators, the weights of
+/// a quad in two registers used by lane.
+#[derive(Debug)]
+pub(crate) struct NeonDotQgemm8x12;
+
+impl QMicroKernel for NeonDotQgemm8x12 {
+    const NR: usize = 12;
+    const XOR: u8 = 0x80;
+    unsafe fn tile(
+        k4: usize,
+        w: *const i8,
+        x: *const u8,
+        ldx: usize,
+        init: &[i32; MR],
+        dst: &TileDst,
+    ) {
+        // SAFETY: forwarded contract (QMicroKernel::tile); nr ≤ 12 selects the vector count.
+        unsafe {
+            match dst.nr.div_ceil(4) {
+                0 | 1 => neondot_qgemm_s8s8_8x12::<1>(k4, w, x, ldx, init, dst),
+                2 => neondot_qgemm_s8s8_8x12::<2>(k4, w, x, ldx, init, dst),
+                _ => neondot_qgemm_s8s8_8x12::<3>(k4, w, x, ldx, init, dst),
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn neondot_qgemm_s8s8_8x12<const NV: usize>(
+    k4: usize,
+    w: *const i8,
+    x: *const u8,
+    ldx: usize,
+    init: &[i32; MR],
+    dst: &TileDst,
+) {
+    let tail = dst.nr - (NV - 1) * 4;
+    let mut acc = [[vdupq_n_s32(0); NV]; MR];
+    for (row, &c) in acc.iter_mut().zip(init) {
+        *row = [vdupq_n_s32(c); NV];
+    }
+    // SAFETY: (whole body) reads stay in the panel (32 bytes per quad) and in columns < nr
+    // of each quad row of the scratch: the tile contract.
+    unsafe {
+        for q in 0..k4 / 4 {
+            let xp = x.add(q * ldx);
+            let mut xv = [vdupq_n_s8(0); NV];
+            for (v, xv) in xv.iter_mut().enumerate() {
+                *xv = if v + 1 < NV {
+                    vld1q_s8(xp.add(16 * v) as *const i8)
+                } else {
+                    load_cols(xp.add(16 * v), tail)
+                };
+            }
+            let w0 = vld1q_s8(w.add(q * 32));
+            let w1 = vld1q_s8(w.add(q * 32 + 16));
+            for v in 0..NV {
+                acc[0][v] = sdot_lane::<0>(acc[0][v], xv[v], w0);
+                acc[1][v] = sdot_lane::<1>(acc[1][v], xv[v], w0);
+                acc[2][v] = sdot_lane::<2>(acc[2][v], xv[v], w0);
+                acc[3][v] = sdot_lane::<3>(acc[3][v], xv[v], w0);
+                acc[4][v] = sdot_lane::<0>(acc[4][v], xv[v], w1);
+                acc[5][v] = sdot_lane::<1>(acc[5][v], xv[v], w1);
+                acc[6][v] = sdot_lane::<2>(acc[6][v], xv[v], w1);
+                acc[7][v] = sdot_lane::<3>(acc[7][v], xv[v], w1);
+            }
+        }
+        let mut lanes = [[0i32; 12]; MR];
+        for (l, a) in lanes.iter_mut().zip(&acc) {
+            for (v, a) in a.iter().enumerate() {
+                vst1q_s32(l.as_mut_ptr().add(4 * v), *a);
+            }
+        }
+        store_scalar(&lanes, dst);
+    }
+}
+
+/// Base NEON: 8 rows × 4 columns. Each `s8 × s8` product fits 16 bits (`smull`); `sadalp`
+/// adds neighbour pairs into 32-bit lanes (two per column, one register for columns 0–1 and
+/// one for 2–3), and one `addp` per row finishes the sums.
+#[derive(Debug)]
+pub(crate) struct NeonQgemm8x4;
+
+impl QMicroKernel for NeonQgemm8x4 {
+    const NR: usize = 4;
+    const XOR: u8 = 0x80;
+    unsafe fn tile(
+        k4: usize,
+        w: *const i8,
+        x: *const u8,
+        ldx: usize,
+        init: &[i32; MR],
+        dst: &TileDst,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { neon_qgemm_s8s8_8x4(k4, w, x, ldx, init, dst) }
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn neon_qgemm_s8s8_8x4(
+    k4: usize,
+    w: *const i8,
+    x: *const u8,
+    ldx: usize,
+    init: &[i32; MR],
+    dst: &TileDst,
+) {
+    let mut lo = [vdupq_n_s32(0); MR];
+    let mut hi = [vdupq_n_s32(0); MR];
+    // SAFETY: (whole body) reads stay in the panel and in columns < nr of each quad row of
+    // the scratch: the tile contract.
+    unsafe {
+        for q in 0..k4 / 4 {
+            let xv = load_cols(x.add(q * ldx), dst.nr);
+            let (xl, xh) = (vget_low_s8(xv), vget_high_s8(xv));
+            let wp = w.add(q * 32) as *const i32;
+            for r in 0..MR {
+                let wr = vreinterpret_s8_s32(vdup_n_s32(wp.add(r).read_unaligned()));
+                lo[r] = vpadalq_s16(lo[r], vmull_s8(xl, wr));
+                hi[r] = vpadalq_s16(hi[r], vmull_s8(xh, wr));
+            }
+        }
+        let mut lanes = [[0i32; 4]; MR];
+        for r in 0..MR {
+            let s = vaddq_s32(vpaddq_s32(lo[r], hi[r]), vdupq_n_s32(init[r]));
+            vst1q_s32(lanes[r].as_mut_ptr(), s);
+        }
+        store_scalar(&lanes, dst);
+    }
+}

@@ -77,7 +77,7 @@ unsafe fn avx512vnni_qgemm_u8s8_8x48<const NV: usize>(
 /// zero point and the clamp, still in 64 bits.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn requant512(acc: __m512i, mult: i32, shift: i8, zp: u8, lo: u8, hi: u8) -> __m512i {
+pub(crate) fn requant512(acc: __m512i, mult: i32, shift: i8, zp: u8, lo: u8, hi: u8) -> __m512i {
     let t = requant_t(shift);
     let m = _mm512_set1_epi64(mult as i64);
     let rnd = _mm512_set1_epi64(1i64 << (t - 1));
