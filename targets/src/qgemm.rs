@@ -57,34 +57,6 @@ pub(crate) fn requant_t(shift: i8) -> u32 {
     (31 + shift as i32).clamp(1, 61) as u32
 }
 
-/// Writes `acc[r][j]` (`r < mr`, `j < nr`) through `dst` one element at a time, the
-/// reference's arithmetic (the epilogue of the kernels without a vector one).
-///
-/// # Safety
-/// `dst` addresses writable elements for rows `< mr` and columns `< nr`, `nr ≤ W`.
-#[inline(always)]
-pub(crate) unsafe fn store_scalar<const W: usize>(acc: &[[i32; W]; MR], dst: &TileDst) {
-    for (r, row) in acc.iter().enumerate().take(dst.mr) {
-        for (j, &a) in row.iter().enumerate().take(dst.nr) {
-            let at = r * dst.rs + j * dst.cs;
-            // SAFETY: (r, j) is inside the tile (caller's contract).
-            unsafe {
-                match dst.out {
-                    TileOut::U8 {
-                        out,
-                        mult,
-                        shift,
-                        zp,
-                        lo,
-                        hi,
-                    } => *out.add(at) = q8::requantize(a, mult[r], shift[r], zp, lo, hi),
-                    TileOut::F32 { out, scale } => *out.add(at) = a as f32 * scale[r],
-                }
-            }
-        }
-    }
-}
-
 /// An int8 micro-kernel: see the module documentation.
 pub(crate) trait QMicroKernel {
     /// Widest tile (columns).

@@ -4,7 +4,7 @@
 //! driver's repack), i.e. as `s8 = x − 128`, and the driver folds `128 × Σ w` into each row's
 //! start value.
 
-use crate::qgemm::{store_scalar, QMicroKernel, TileDst, MR};
+use crate::qgemm::{requant_t, QMicroKernel, TileDst, TileOut, MR};
 use core::arch::aarch64::*;
 
 /// 16 bytes at `p` when `lanes ≥ 4` columns are readable, else the first `4 × lanes` bytes and
@@ -45,6 +45,75 @@ fn sdot_lane<const L: i32>(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x
         );
     }
     acc
+}
+
+/// `q8::requantize` on 4 lanes: `i64` products (`smull`), rounding, arithmetic shift
+/// (`sshl` by `−t`), the zero point, a saturating narrow to `i32` (which cannot move a value
+/// across the `[lo, hi]` clamp), then the clamp.
+#[inline]
+#[target_feature(enable = "neon")]
+fn requant4(acc: int32x4_t, mult: i32, shift: i8, zp: u8, lo: u8, hi: u8) -> int32x4_t {
+    let t = requant_t(shift) as i64;
+    let m = vdupq_n_s32(mult);
+    let rnd = vdupq_n_s64(1i64 << (t - 1));
+    let sh = vdupq_n_s64(-t);
+    let zp = vdupq_n_s64(zp as i64);
+    let one = |p: int64x2_t| vqmovn_s64(vaddq_s64(vshlq_s64(vaddq_s64(p, rnd), sh), zp));
+    let l = one(vmull_s32(vget_low_s32(acc), vget_low_s32(m)));
+    let h = one(vmull_high_s32(acc, m));
+    let y = vcombine_s32(l, h);
+    vminq_s32(vmaxq_s32(y, vdupq_n_s32(lo as i32)), vdupq_n_s32(hi as i32))
+}
+
+/// The epilogue of 4 columns of row `r` starting at column `j` (`lanes ≤ 4` of them valid):
+/// requantized or converted and scaled, then stored through the tile's strides.
+///
+/// # Safety
+/// `dst`'s tile contract; `r < mr`, `j + lanes ≤ nr`.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn store4(acc: int32x4_t, r: usize, j: usize, lanes: usize, dst: &TileDst) {
+    let at = r * dst.rs + j * dst.cs;
+    // SAFETY: elements (r, j + l), l < lanes, are inside the tile (caller's contract).
+    unsafe {
+        match dst.out {
+            TileOut::U8 {
+                out,
+                mult,
+                shift,
+                zp,
+                lo,
+                hi,
+            } => {
+                let y = requant4(acc, mult[r], shift[r], zp, lo, hi);
+                let b = vmovn_u16(vcombine_u16(
+                    vmovn_u32(vreinterpretq_u32_s32(y)),
+                    vdup_n_u16(0),
+                ));
+                let mut tmp = [0u8; 8];
+                vst1_u8(tmp.as_mut_ptr(), b);
+                if dst.cs == 1 {
+                    core::ptr::copy_nonoverlapping(tmp.as_ptr(), out.add(at), lanes);
+                } else {
+                    for (l, &v) in tmp.iter().enumerate().take(lanes) {
+                        *out.add(at + l * dst.cs) = v;
+                    }
+                }
+            }
+            TileOut::F32 { out, scale } => {
+                let y = vmulq_f32(vcvtq_f32_s32(acc), vdupq_n_f32(scale[r]));
+                if lanes == 4 && dst.cs == 1 {
+                    vst1q_f32(out.add(at), y);
+                } else {
+                    let mut tmp = [0f32; 4];
+                    vst1q_f32(tmp.as_mut_ptr(), y);
+                    for (l, &v) in tmp.iter().enumerate().take(lanes) {
+                        *out.add(at + l * dst.cs) = v;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// NEON dot product: 8 rows × up to 3 vectors of 4 columns; 24 accumulators, the weights of
@@ -114,13 +183,11 @@ unsafe fn neondot_qgemm_s8s8_8x12<const NV: usize>(
                 acc[7][v] = sdot_lane::<3>(acc[7][v], xv[v], w1);
             }
         }
-        let mut lanes = [[0i32; 12]; MR];
-        for (l, a) in lanes.iter_mut().zip(&acc) {
-            for (v, a) in a.iter().enumerate() {
-                vst1q_s32(l.as_mut_ptr().add(4 * v), *a);
+        for (r, row) in acc.iter().enumerate().take(dst.mr) {
+            for (v, a) in row.iter().enumerate() {
+                store4(*a, r, 4 * v, (dst.nr - 4 * v).min(4), dst);
             }
         }
-        store_scalar(&lanes, dst);
     }
 }
 
@@ -170,11 +237,9 @@ unsafe fn neon_qgemm_s8s8_8x4(
                 hi[r] = vpadalq_s16(hi[r], vmull_s8(xh, wr));
             }
         }
-        let mut lanes = [[0i32; 4]; MR];
-        for r in 0..MR {
+        for r in 0..dst.mr {
             let s = vaddq_s32(vpaddq_s32(lo[r], hi[r]), vdupq_n_s32(init[r]));
-            vst1q_s32(lanes[r].as_mut_ptr(), s);
+            store4(s, r, 0, dst.nr, dst);
         }
-        store_scalar(&lanes, dst);
     }
 }

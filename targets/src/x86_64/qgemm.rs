@@ -1,7 +1,7 @@
 //! int8 GEMM micro-kernels (see [`crate::qgemm`]): `avx512vnni_qgemm_u8s8_8x48` (`vpdpbusd`)
 //! and `avx2_qgemm_u8s8_8x8` (widened to 16 bits, `vpmaddwd`).
 
-use crate::qgemm::{requant_t, store_scalar, QMicroKernel, TileDst, TileOut, MR};
+use crate::qgemm::{requant_t, QMicroKernel, TileDst, TileOut, MR};
 use core::arch::x86_64::*;
 
 /// AVX-512 VNNI: 8 rows × up to 3 vectors of 16 columns; 24 accumulators in registers, the
@@ -149,6 +149,35 @@ unsafe fn store512<const NV: usize>(acc: &[[__m512i; NV]; MR], masks: &[u16; NV]
     }
 }
 
+/// `q8::requantize` on 8 lanes, as [`requant512`]; AVX2 has neither a 64-bit arithmetic
+/// shift nor 64-bit min/max, so the shift is `((p ^ s) >> t) ^ s` with `s` the sign mask
+/// (a floor division either way) and the clamp compares and blends.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn requant256(acc: __m256i, mult: i32, shift: i8, zp: u8, lo: u8, hi: u8) -> __m256i {
+    let t = requant_t(shift);
+    let m = _mm256_set1_epi64x(mult as i64);
+    let rnd = _mm256_set1_epi64x(1i64 << (t - 1));
+    let cnt = _mm_cvtsi32_si128(t as i32);
+    let zero = _mm256_setzero_si256();
+    let (zp, lo, hi) = (
+        _mm256_set1_epi64x(zp as i64),
+        _mm256_set1_epi64x(lo as i64),
+        _mm256_set1_epi64x(hi as i64),
+    );
+    let one = |v: __m256i| {
+        let p = _mm256_add_epi64(_mm256_mul_epi32(v, m), rnd);
+        let s = _mm256_cmpgt_epi64(zero, p);
+        let p = _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(p, s), cnt), s);
+        let p = _mm256_add_epi64(p, zp);
+        let p = _mm256_blendv_epi8(p, lo, _mm256_cmpgt_epi64(lo, p));
+        _mm256_blendv_epi8(p, hi, _mm256_cmpgt_epi64(p, hi))
+    };
+    let even = one(acc);
+    let odd = one(_mm256_srli_epi64::<32>(acc));
+    _mm256_or_si256(even, _mm256_slli_epi64::<32>(odd))
+}
+
 /// AVX2 without VNNI: 8 rows × 8 columns. `vpmaddubsw` would saturate (`2 × 255 × 127 >
 /// 32767`), so each 4-byte lane is split into its even and odd bytes widened to 16 bits
 /// (activations zero-extended, weights sign-extended) and summed exactly by two `vpmaddwd`.
@@ -209,10 +238,51 @@ unsafe fn avx2_qgemm_u8s8_8x8(
                 *a = _mm256_add_epi32(*a, s);
             }
         }
-        let mut lanes = [[0i32; 8]; MR];
-        for (l, a) in lanes.iter_mut().zip(&acc) {
-            _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, *a);
+        for (r, a) in acc.iter().enumerate().take(dst.mr) {
+            let at = r * dst.rs;
+            match dst.out {
+                TileOut::U8 {
+                    out,
+                    mult,
+                    shift,
+                    zp,
+                    lo,
+                    hi,
+                } => {
+                    let y = requant256(*a, mult[r], shift[r], zp, lo, hi);
+                    // Byte 0 of each 32-bit lane to the low 4 bytes of each 128-bit half.
+                    let pick = _mm256_setr_epi8(
+                        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12,
+                        -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                    );
+                    let b = _mm256_shuffle_epi8(y, pick);
+                    let b =
+                        _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
+                    let mut tmp = [0u8; 32];
+                    _mm256_storeu_si256(tmp.as_mut_ptr() as *mut __m256i, b);
+                    if dst.cs == 1 {
+                        core::ptr::copy_nonoverlapping(tmp.as_ptr(), out.add(at), dst.nr);
+                    } else {
+                        for (l, &v) in tmp.iter().enumerate().take(dst.nr) {
+                            *out.add(at + l * dst.cs) = v;
+                        }
+                    }
+                }
+                TileOut::F32 { out, scale } => {
+                    let y = _mm256_mul_ps(_mm256_cvtepi32_ps(*a), _mm256_set1_ps(scale[r]));
+                    if dst.cs == 1 && full {
+                        _mm256_storeu_ps(out.add(at), y);
+                    } else if dst.cs == 1 {
+                        _mm256_maskstore_ps(out.add(at), mask, y);
+                    } else {
+                        let mut tmp = [0f32; 8];
+                        _mm256_storeu_ps(tmp.as_mut_ptr(), y);
+                        for (l, &v) in tmp.iter().enumerate().take(dst.nr) {
+                            *out.add(at + l * dst.cs) = v;
+                        }
+                    }
+                }
+            }
         }
-        store_scalar(&lanes, dst);
     }
 }
