@@ -104,7 +104,8 @@ struct Case {
 }
 
 /// A multiplier and shift for row sums of `k` products: mostly a realistic factor (outputs
-/// spread over the byte range), sometimes 0, an extreme shift, or any `i32` multiplier.
+/// spread over the byte range), sometimes 0, an extreme shift, any `i32` multiplier, or a
+/// tie-heavy power of two.
 fn requant_params(rng: &mut Rng, k: usize) -> (i32, i8) {
     match rng.below(10) {
         0 => (0, rng.below(61) as i8 - 30),
@@ -113,6 +114,8 @@ fn requant_params(rng: &mut Rng, k: usize) -> (i32, i8) {
             (1 << 30) + rng.below(1 << 30) as i32,
             [-128i8, -31, -30, -29, 29, 30, 31, 127][rng.below(8)],
         ),
+        // Powers of two and small shifts: many exact halves, where the rounding rule shows.
+        3 => ([1 << 30, 3 << 29][rng.below(2)], rng.below(9) as i8),
         _ => {
             let spread = (k.max(1) as f64).sqrt() * 127.0 * 100.0;
             let real = (0.05 + rng.f32(0.0, 4.0) as f64) / spread;
@@ -138,24 +141,30 @@ impl Case {
         let x_off = pad;
         // Ends right after the last element, so a kernel reading past it reads past the slice.
         let x_len = x_off + k.saturating_sub(1) * x_rs + n.saturating_sub(1) * x_cs + 1;
-        // Mostly the full byte range; sometimes only the extremes.
-        let extremes = rng.below(4) == 0;
+        let x_zp = [0u8, 128, 255, rng.below(256) as u8][rng.below(4)];
+        // Mostly the full byte range; sometimes only the extremes; sometimes (`ties`) values
+        // near the zero point, a small bias and power-of-two factors, so that the sums stay
+        // small and land on exact halves of the rounding often without saturating.
+        let mode = rng.below(5);
+        let ties = mode == 0;
         let x: Vec<u8> = (0..x_len)
-            .map(|_| {
-                if extremes {
-                    [0u8, 255][rng.below(2)]
-                } else {
-                    rng.below(256) as u8
-                }
+            .map(|_| match mode {
+                0 => (x_zp as i32 + rng.below(5) as i32 - 2).clamp(0, 255) as u8,
+                1 => [0u8, 255][rng.below(2)],
+                _ => rng.below(256) as u8,
             })
             .collect();
-        let x_zp = [0u8, 128, 255, rng.below(256) as u8][rng.below(4)];
+        let bias_range = if ties { 1 << 7 } else { 1 << 20 };
         let bias: Vec<i32> = (0..m)
-            .map(|_| rng.below(1 << 20) as i32 - (1 << 19))
+            .map(|_| rng.below(bias_range) as i32 - bias_range as i32 / 2)
             .collect();
         let (mut mult, mut shift) = (vec![], vec![]);
         for _ in 0..m {
-            let (a, b) = requant_params(&mut rng, k);
+            let (a, b) = if ties {
+                ([1 << 30, 3 << 29][rng.below(2)], 3 + rng.below(6) as i8)
+            } else {
+                requant_params(&mut rng, k)
+            };
             mult.push(a);
             shift.push(b);
         }
