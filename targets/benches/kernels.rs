@@ -1,6 +1,7 @@
 //! Criterion benches of the dispatching kernels ([`mote_targets::kernels`]) at the shapes of the
 //! conformance fixtures, on every kernel set this CPU runs, with tract-linalg's f32 matrix
-//! multiply as the baseline for the GEMM shapes.
+//! multiply as the baseline for the GEMM shapes, and the int8 `qgemm` kernels next to the f32
+//! GEMM at the pointwise convolutions' shapes (`-- qgemm`).
 //!
 //! Run: `cargo bench -p mote-targets --features std --bench kernels` (add a filter such as
 //! `-- gemm/` to run a subset). Throughput is in GFLOP/s (a multiply-add counts 2). On Linux
