@@ -985,6 +985,12 @@ pub fn qdwconv2d(
             // SAFETY: `isa` proves AVX-512F; `handles` checked the geometry and lengths.
             unsafe { crate::x86_64::qdwconv::avx512_qdwconv2d_u8s8(g, x, x_zp, w, rq, out) }
         }
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        IsaKind::Neon if crate::aarch64::qdwconv::handles(g, x.len(), w.len(), rq, out.len()) => {
+            // SAFETY: NEON is part of the aarch64 base architecture; `handles` checked the
+            // geometry and lengths.
+            unsafe { crate::aarch64::qdwconv::neon_qdwconv2d_u8s8(g, x, x_zp, w, rq, out) }
+        }
         _ => q8::qdwconv2d(g, x, x_zp, w, rq, out),
     }
 }

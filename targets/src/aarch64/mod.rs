@@ -6,4 +6,5 @@
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub mod math;
+pub(crate) mod qdwconv;
 pub(crate) mod qgemm;

@@ -52,7 +52,7 @@ fn sdot_lane<const L: i32>(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x
 /// across the `[lo, hi]` clamp), then the clamp.
 #[inline]
 #[target_feature(enable = "neon")]
-fn requant4(acc: int32x4_t, mult: i32, shift: i8, zp: u8, lo: u8, hi: u8) -> int32x4_t {
+pub(crate) fn requant4(acc: int32x4_t, mult: i32, shift: i8, zp: u8, lo: u8, hi: u8) -> int32x4_t {
     let t = requant_t(shift) as i64;
     let m = vdupq_n_s32(mult);
     let rnd = vdupq_n_s64(1i64 << (t - 1));
