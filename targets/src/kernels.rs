@@ -1001,6 +1001,9 @@ pub fn quantize_u8(isa: Isa, x: &[f32], scale: f32, zp: u8, out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` proves AVX-512F.
         IsaKind::Avx512 => unsafe { crate::x86_64::quant::avx512_quantize_u8(x, scale, zp, out) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        // SAFETY: NEON is part of the aarch64 base architecture.
+        IsaKind::Neon => unsafe { crate::aarch64::quant::neon_quantize_u8(x, scale, zp, out) },
         _ => q8::quantize_u8(x, scale, zp, out),
     }
 }
@@ -1011,6 +1014,9 @@ pub fn dequantize_u8(isa: Isa, q: &[u8], scale: f32, zp: u8, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` proves AVX-512F.
         IsaKind::Avx512 => unsafe { crate::x86_64::quant::avx512_dequantize_u8(q, scale, zp, out) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        // SAFETY: NEON is part of the aarch64 base architecture.
+        IsaKind::Neon => unsafe { crate::aarch64::quant::neon_dequantize_u8(q, scale, zp, out) },
         _ => q8::dequantize_u8(q, scale, zp, out),
     }
 }

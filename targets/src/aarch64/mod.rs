@@ -8,3 +8,4 @@ pub(crate) mod gemm;
 pub mod math;
 pub(crate) mod qdwconv;
 pub(crate) mod qgemm;
+pub(crate) mod quant;
