@@ -969,7 +969,8 @@ pub fn qgemm_f32out_with(
     }
 }
 
-/// [`q8::qdwconv2d`] (depthwise int8 convolution); bit-identical to it.
+/// [`q8::qdwconv2d`] (depthwise int8 convolution); bit-identical to it. AVX-512 and NEON
+/// run horizontal strides 1 and 2; the rest (and AVX2) runs the reference.
 pub fn qdwconv2d(
     isa: Isa,
     g: &Conv2dGeom,
@@ -995,12 +996,15 @@ pub fn qdwconv2d(
     }
 }
 
-/// [`q8::quantize_u8`]; bit-identical to it.
+/// [`q8::quantize_u8`]; bit-identical to it (vectorized on AVX-512, AVX2 and NEON).
 pub fn quantize_u8(isa: Isa, x: &[f32], scale: f32, zp: u8, out: &mut [u8]) {
     match isa.kind() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` proves AVX-512F.
         IsaKind::Avx512 => unsafe { crate::x86_64::quant::avx512_quantize_u8(x, scale, zp, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX2.
+        IsaKind::Avx2 => unsafe { crate::x86_64::quant::avx2_quantize_u8(x, scale, zp, out) },
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         // SAFETY: NEON is part of the aarch64 base architecture.
         IsaKind::Neon => unsafe { crate::aarch64::quant::neon_quantize_u8(x, scale, zp, out) },
@@ -1008,12 +1012,15 @@ pub fn quantize_u8(isa: Isa, x: &[f32], scale: f32, zp: u8, out: &mut [u8]) {
     }
 }
 
-/// [`q8::dequantize_u8`]; bit-identical to it.
+/// [`q8::dequantize_u8`]; bit-identical to it (vectorized on AVX-512, AVX2 and NEON).
 pub fn dequantize_u8(isa: Isa, q: &[u8], scale: f32, zp: u8, out: &mut [f32]) {
     match isa.kind() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` proves AVX-512F.
         IsaKind::Avx512 => unsafe { crate::x86_64::quant::avx512_dequantize_u8(q, scale, zp, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX2.
+        IsaKind::Avx2 => unsafe { crate::x86_64::quant::avx2_dequantize_u8(q, scale, zp, out) },
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         // SAFETY: NEON is part of the aarch64 base architecture.
         IsaKind::Neon => unsafe { crate::aarch64::quant::neon_dequantize_u8(q, scale, zp, out) },
