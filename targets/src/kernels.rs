@@ -969,8 +969,8 @@ pub fn qgemm_f32out_with(
     }
 }
 
-/// [`q8::qdwconv2d`] (depthwise int8 convolution); bit-identical to it. AVX-512 and NEON
-/// run horizontal strides 1 and 2; the rest (and AVX2) runs the reference.
+/// [`q8::qdwconv2d`] (depthwise int8 convolution); bit-identical to it. AVX-512, AVX2 and
+/// NEON run horizontal strides 1 and 2; the rest runs the reference.
 pub fn qdwconv2d(
     isa: Isa,
     g: &Conv2dGeom,
@@ -985,6 +985,11 @@ pub fn qdwconv2d(
         IsaKind::Avx512 if crate::x86_64::qdwconv::handles(g, x.len(), w.len(), rq, out.len()) => {
             // SAFETY: `isa` proves AVX-512F; `handles` checked the geometry and lengths.
             unsafe { crate::x86_64::qdwconv::avx512_qdwconv2d_u8s8(g, x, x_zp, w, rq, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        IsaKind::Avx2 if crate::x86_64::qdwconv::handles(g, x.len(), w.len(), rq, out.len()) => {
+            // SAFETY: `isa` proves AVX2; `handles` checked the geometry and lengths.
+            unsafe { crate::x86_64::qdwconv::avx2_qdwconv2d_u8s8(g, x, x_zp, w, rq, out) }
         }
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         IsaKind::Neon if crate::aarch64::qdwconv::handles(g, x.len(), w.len(), rq, out.len()) => {

@@ -154,7 +154,7 @@ unsafe fn store512<const NV: usize>(acc: &[[__m512i; NV]; MR], masks: &[u16; NV]
 /// (a floor division either way) and the clamp compares and blends.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn requant256(acc: __m256i, mult: i32, shift: i8, zp: u8, lo: u8, hi: u8) -> __m256i {
+pub(crate) fn requant256(acc: __m256i, mult: i32, shift: i8, zp: u8, lo: u8, hi: u8) -> __m256i {
     let t = requant_t(shift);
     let m = _mm256_set1_epi64x(mult as i64);
     let rnd = _mm256_set1_epi64x(1i64 << (t - 1));
