@@ -74,6 +74,13 @@ fn x86_features() -> (bool, bool) {
     (avx2, avx512f)
 }
 
+/// Whether the CPU has AVX-512 VNNI (`vpdpbusd` on zmm), with AVX-512F and the OS saving zmm.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn x86_has_avx512vnni() -> bool {
+    use core::arch::x86_64::__cpuid_count;
+    x86_features().1 && __cpuid_count(7, 0).ecx & (1 << 11) != 0
+}
+
 #[cfg(target_arch = "x86_64")]
 fn x86_has_avx2() -> bool {
     x86_features().0

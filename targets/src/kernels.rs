@@ -9,6 +9,7 @@ use crate::gemm::{ASource, Bias, Im2col, StridedB};
 use crate::generic;
 use crate::generic::gemm::MatRef;
 use crate::isa::{Isa, IsaKind};
+use crate::q8;
 use crate::{Activation, Conv2dGeom, UnaryOp};
 
 /// Convolution weights as stored in the file.
@@ -674,5 +675,360 @@ pub fn channel_affine_inplace_f32(
         _ => {
             generic::elementwise::channel_affine_inplace_f32(outer, channels, inner, x, scale, bias)
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// int8 (the contract and reference: [`crate::q8`])
+
+/// The int8 matrix kernels ([`qgemm`], [`qgemm_f32out`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QgemmKind {
+    /// The scalar reference ([`q8::qgemm`]).
+    Reference,
+    /// AVX2, 16-bit products (`vpmaddwd`), 8 × 8 tiles.
+    Avx2,
+    /// AVX-512 VNNI (`vpdpbusd`), 8 × 48 tiles.
+    Avx512Vnni,
+    /// NEON without the dot product (`smull` + `sadalp`), 8 × 4 tiles.
+    Neon,
+    /// NEON with FEAT_DotProd (`sdot`), 8 × 12 tiles.
+    NeonDot,
+}
+
+impl QgemmKind {
+    /// Every kind.
+    pub const ALL: [QgemmKind; 5] = [
+        QgemmKind::Reference,
+        QgemmKind::Avx2,
+        QgemmKind::Avx512Vnni,
+        QgemmKind::Neon,
+        QgemmKind::NeonDot,
+    ];
+}
+
+/// An int8 matrix kernel this CPU runs. The only ways to get one check support, so the
+/// dispatching functions may call its `#[target_feature]` code soundly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QgemmKernel(QgemmKind);
+
+impl QgemmKernel {
+    /// `kind`, if it belongs to `isa`'s kernel set and this CPU has its instructions: AVX2
+    /// runs under `avx2` and `avx512` (the AVX-512 fallback on CPUs without VNNI), VNNI under
+    /// `avx512` when CPUID reports it; NEON under `neon`, the dot product when the CPU has
+    /// FEAT_DotProd (detected at run time with `std`, else when the build enables it).
+    pub fn new(isa: Isa, kind: QgemmKind) -> Option<QgemmKernel> {
+        let ok = match kind {
+            QgemmKind::Reference => true,
+            QgemmKind::Avx2 => matches!(isa.kind(), IsaKind::Avx2 | IsaKind::Avx512),
+            #[cfg(target_arch = "x86_64")]
+            QgemmKind::Avx512Vnni => {
+                isa.kind() == IsaKind::Avx512 && crate::isa::x86_has_avx512vnni()
+            }
+            QgemmKind::Neon => isa.kind() == IsaKind::Neon,
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            QgemmKind::NeonDot => isa.kind() == IsaKind::Neon && aarch64_has_dotprod(),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        };
+        ok.then_some(QgemmKernel(kind))
+    }
+
+    /// The fastest int8 matrix kernel of `isa` on this CPU (what [`qgemm`] runs).
+    pub fn best(isa: Isa) -> QgemmKernel {
+        QgemmKind::ALL
+            .into_iter()
+            .rev()
+            .find_map(|k| QgemmKernel::new(isa, k))
+            .unwrap_or(QgemmKernel(QgemmKind::Reference))
+    }
+
+    /// Which kernel.
+    pub fn kind(self) -> QgemmKind {
+        self.0
+    }
+}
+
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+fn aarch64_has_dotprod() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::arch::is_aarch64_feature_detected!("dotprod")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "dotprod")
+    }
+}
+
+/// Runs `kernel` through the driver; `false` when it did not (the reference, or an operand
+/// the driver leaves to the reference).
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
+#[allow(clippy::too_many_arguments)]
+fn qgemm_run(
+    kernel: QgemmKernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    packed: &[i8],
+    x: &q8::QMat<'_>,
+    x_zp: u8,
+    epi: crate::qgemm::Epi<'_, '_>,
+    dst: &q8::QOut,
+    scratch: &mut [u8],
+) -> bool {
+    match kernel.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the kernel token proves AVX-512F and VNNI (QgemmKernel::new checks).
+        QgemmKind::Avx512Vnni => unsafe {
+            crate::qgemm::run::<crate::x86_64::qgemm::Avx512VnniQgemm8x48>(
+                m, n, k, packed, x, x_zp, epi, dst, scratch,
+            )
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the kernel token proves AVX2.
+        QgemmKind::Avx2 => unsafe {
+            crate::qgemm::run::<crate::x86_64::qgemm::Avx2Qgemm8x8>(
+                m, n, k, packed, x, x_zp, epi, dst, scratch,
+            )
+        },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        // SAFETY: NEON is part of the aarch64 base architecture.
+        QgemmKind::Neon => unsafe {
+            crate::qgemm::run::<crate::aarch64::qgemm::NeonQgemm8x4>(
+                m, n, k, packed, x, x_zp, epi, dst, scratch,
+            )
+        },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        // SAFETY: the kernel token proves FEAT_DotProd.
+        QgemmKind::NeonDot => unsafe {
+            crate::qgemm::run::<crate::aarch64::qgemm::NeonDotQgemm8x12>(
+                m, n, k, packed, x, x_zp, epi, dst, scratch,
+            )
+        },
+        _ => false,
+    }
+}
+
+/// [`q8::qgemm`] on `isa`'s fastest int8 kernel ([`QgemmKernel::best`]); bit-identical to it.
+#[allow(clippy::too_many_arguments)]
+pub fn qgemm(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    packed: &[i8],
+    x: q8::QMat<'_>,
+    x_zp: u8,
+    rq: &q8::Requant<'_>,
+    out: &mut [u8],
+    dst: q8::QOut,
+    scratch: &mut [u8],
+) {
+    qgemm_with(
+        QgemmKernel::best(isa),
+        m,
+        n,
+        k,
+        packed,
+        x,
+        x_zp,
+        rq,
+        out,
+        dst,
+        scratch,
+    )
+}
+
+/// [`q8::qgemm`] on `kernel`. Operands the kernel cannot take (too short, an output that
+/// aliases itself) run the reference.
+#[allow(clippy::too_many_arguments)]
+pub fn qgemm_with(
+    kernel: QgemmKernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    packed: &[i8],
+    x: q8::QMat<'_>,
+    x_zp: u8,
+    rq: &q8::Requant<'_>,
+    out: &mut [u8],
+    dst: q8::QOut,
+    scratch: &mut [u8],
+) {
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    ))]
+    let done = qgemm_run(
+        kernel,
+        m,
+        n,
+        k,
+        packed,
+        &x,
+        x_zp,
+        crate::qgemm::Epi::Requant(rq, &mut *out),
+        &dst,
+        scratch,
+    );
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    )))]
+    let done = {
+        let _ = kernel;
+        false
+    };
+    if !done {
+        q8::qgemm(m, n, k, packed, x, x_zp, rq, out, dst, scratch);
+    }
+}
+
+/// [`q8::qgemm_f32out`] on `isa`'s fastest int8 kernel; bit-identical to it.
+#[allow(clippy::too_many_arguments)]
+pub fn qgemm_f32out(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    packed: &[i8],
+    x: q8::QMat<'_>,
+    x_zp: u8,
+    bias: &[i32],
+    scale: &[f32],
+    out: &mut [f32],
+    dst: q8::QOut,
+    scratch: &mut [u8],
+) {
+    qgemm_f32out_with(
+        QgemmKernel::best(isa),
+        m,
+        n,
+        k,
+        packed,
+        x,
+        x_zp,
+        bias,
+        scale,
+        out,
+        dst,
+        scratch,
+    )
+}
+
+/// [`q8::qgemm_f32out`] on `kernel`, as [`qgemm_with`].
+#[allow(clippy::too_many_arguments)]
+pub fn qgemm_f32out_with(
+    kernel: QgemmKernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    packed: &[i8],
+    x: q8::QMat<'_>,
+    x_zp: u8,
+    bias: &[i32],
+    scale: &[f32],
+    out: &mut [f32],
+    dst: q8::QOut,
+    scratch: &mut [u8],
+) {
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    ))]
+    let done = qgemm_run(
+        kernel,
+        m,
+        n,
+        k,
+        packed,
+        &x,
+        x_zp,
+        crate::qgemm::Epi::F32 {
+            bias,
+            scale,
+            out: &mut *out,
+        },
+        &dst,
+        scratch,
+    );
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    )))]
+    let done = {
+        let _ = kernel;
+        false
+    };
+    if !done {
+        q8::qgemm_f32out(m, n, k, packed, x, x_zp, bias, scale, out, dst, scratch);
+    }
+}
+
+/// [`q8::qdwconv2d`] (depthwise int8 convolution); bit-identical to it. AVX-512, AVX2 and
+/// NEON run horizontal strides 1 and 2; the rest runs the reference.
+pub fn qdwconv2d(
+    isa: Isa,
+    g: &Conv2dGeom,
+    x: &[u8],
+    x_zp: u8,
+    w: &[i8],
+    rq: &q8::Requant<'_>,
+    out: &mut [u8],
+) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        IsaKind::Avx512 if crate::x86_64::qdwconv::handles(g, x.len(), w.len(), rq, out.len()) => {
+            // SAFETY: `isa` proves AVX-512F; `handles` checked the geometry and lengths.
+            unsafe { crate::x86_64::qdwconv::avx512_qdwconv2d_u8s8(g, x, x_zp, w, rq, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        IsaKind::Avx2 if crate::x86_64::qdwconv::handles(g, x.len(), w.len(), rq, out.len()) => {
+            // SAFETY: `isa` proves AVX2; `handles` checked the geometry and lengths.
+            unsafe { crate::x86_64::qdwconv::avx2_qdwconv2d_u8s8(g, x, x_zp, w, rq, out) }
+        }
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        IsaKind::Neon if crate::aarch64::qdwconv::handles(g, x.len(), w.len(), rq, out.len()) => {
+            // SAFETY: NEON is part of the aarch64 base architecture; `handles` checked the
+            // geometry and lengths.
+            unsafe { crate::aarch64::qdwconv::neon_qdwconv2d_u8s8(g, x, x_zp, w, rq, out) }
+        }
+        _ => q8::qdwconv2d(g, x, x_zp, w, rq, out),
+    }
+}
+
+/// [`q8::quantize_u8`]; bit-identical to it (vectorized on AVX-512, AVX2 and NEON).
+pub fn quantize_u8(isa: Isa, x: &[f32], scale: f32, zp: u8, out: &mut [u8]) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe { crate::x86_64::quant::avx512_quantize_u8(x, scale, zp, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX2.
+        IsaKind::Avx2 => unsafe { crate::x86_64::quant::avx2_quantize_u8(x, scale, zp, out) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        // SAFETY: NEON is part of the aarch64 base architecture.
+        IsaKind::Neon => unsafe { crate::aarch64::quant::neon_quantize_u8(x, scale, zp, out) },
+        _ => q8::quantize_u8(x, scale, zp, out),
+    }
+}
+
+/// [`q8::dequantize_u8`]; bit-identical to it (vectorized on AVX-512, AVX2 and NEON).
+pub fn dequantize_u8(isa: Isa, q: &[u8], scale: f32, zp: u8, out: &mut [f32]) {
+    match isa.kind() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX-512F.
+        IsaKind::Avx512 => unsafe { crate::x86_64::quant::avx512_dequantize_u8(q, scale, zp, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` proves AVX2.
+        IsaKind::Avx2 => unsafe { crate::x86_64::quant::avx2_dequantize_u8(q, scale, zp, out) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        // SAFETY: NEON is part of the aarch64 base architecture.
+        IsaKind::Neon => unsafe { crate::aarch64::quant::neon_dequantize_u8(q, scale, zp, out) },
+        _ => q8::dequantize_u8(q, scale, zp, out),
     }
 }

@@ -37,6 +37,11 @@ pub mod q8;
     target_arch = "x86_64",
     all(target_arch = "aarch64", target_feature = "neon")
 ))]
+mod qgemm;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 mod vmath;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;

@@ -75,7 +75,8 @@ pub fn quantize_multiplier(real: f64) -> Option<(i32, i8)> {
         q *= 2.0;
         e -= 1;
     }
-    // Positive: truncating x + 0.5 rounds half up, as `f64::round` (not in no_std core).
+    // Positive and below 2^31 with an ulp of at most 2^−22: `+ 0.5` is exact and the cast
+    // truncates, so this is `round()` (half away from zero), which `core` lacks.
     let mut m = (q * (1u64 << 31) as f64 + 0.5) as i64;
     if m == 1i64 << 31 {
         m /= 2;
@@ -101,10 +102,7 @@ pub fn quantize_one(x: f32, scale: f32, zp: u8) -> u8 {
     if v.is_nan() {
         return zp;
     }
-    // Round half to even without `std` (no_std `f32` has no rounding methods): adding and
-    // subtracting 1.5 × 2^23 rounds any |v| < 2^22 to an integer in the default IEEE mode.
-    const MAGIC: f32 = 12_582_912.0;
-    let r = ((v.clamp(-512.0, 512.0) + MAGIC) - MAGIC) as i32;
+    let r = crate::generic::math::round_ties_even(v).clamp(-512.0, 512.0) as i32;
     (r + zp as i32).clamp(0, 255) as u8
 }
 

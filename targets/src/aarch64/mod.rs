@@ -6,3 +6,6 @@
 pub(crate) mod elementwise;
 pub(crate) mod gemm;
 pub mod math;
+pub(crate) mod qdwconv;
+pub(crate) mod qgemm;
+pub(crate) mod quant;
