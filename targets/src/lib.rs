@@ -32,6 +32,7 @@ pub mod generic;
 pub mod isa;
 pub mod kernels;
 pub mod profile;
+pub mod program;
 #[cfg(any(
     target_arch = "x86_64",
     all(target_arch = "aarch64", target_feature = "neon")
