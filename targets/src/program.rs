@@ -138,9 +138,9 @@ impl Instr {
                 op: LogicOp::Not,
                 ..
             } => [Some(a), None, None],
-            Instr::Binary { a, b, .. } | Instr::Compare { a, b, .. } | Instr::Logic { a, b, .. } => {
-                [Some(a), Some(b), None]
-            }
+            Instr::Binary { a, b, .. }
+            | Instr::Compare { a, b, .. }
+            | Instr::Logic { a, b, .. } => [Some(a), Some(b), None],
             Instr::Where { cond, a, b, .. } => [Some(cond), Some(a), Some(b)],
         }
     }
@@ -195,7 +195,9 @@ impl Program {
                         .unwrap_or(false)
                 };
                 if !ok {
-                    return Err("element-wise program reads an unset register or a missing operand");
+                    return Err(
+                        "element-wise program reads an unset register or a missing operand",
+                    );
                 }
             }
             let d = ins.dst();
@@ -388,7 +390,10 @@ fn gather(
             ProgramIn::F32(v) => match s {
                 0 => d.fill(v[off]),
                 1 => d.copy_from_slice(&v[off..off + run]),
-                _ => d.iter_mut().enumerate().for_each(|(j, o)| *o = v[off + j * s]),
+                _ => d
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(j, o)| *o = v[off + j * s]),
             },
             ProgramIn::Bool(v) => d
                 .iter_mut()

@@ -10,8 +10,8 @@ use common::{row_major, same, unravel, Rng};
 use mote_targets::generic::elementwise as ew;
 use mote_targets::kernels;
 use mote_targets::program::{
-    program_f32, Instr, LogicOp, Program, ProgramIn, ProgramOut, PROGRAM_BLOCK,
-    PROGRAM_MAX_INSTRS, PROGRAM_REG0, PROGRAM_REGS,
+    program_f32, Instr, LogicOp, Program, ProgramIn, ProgramOut, PROGRAM_BLOCK, PROGRAM_MAX_INSTRS,
+    PROGRAM_REG0, PROGRAM_REGS,
 };
 use mote_targets::{BinaryOp, CompareOp, Isa, IsaKind, UnaryOp, MAX_RANK};
 
@@ -278,7 +278,21 @@ fn shape_for(rng: &mut Rng, total: usize) -> Vec<usize> {
 #[test]
 fn random_programs_match_their_steps_bit_for_bit_on_every_kernel_set() {
     let b = PROGRAM_BLOCK;
-    let sizes = [1, 2, 7, 15, 16, 17, 33, b - 1, b, b + 1, 2 * b + 5, 3 * b, 1000];
+    let sizes = [
+        1,
+        2,
+        7,
+        15,
+        16,
+        17,
+        33,
+        b - 1,
+        b,
+        b + 1,
+        2 * b + 5,
+        3 * b,
+        1000,
+    ];
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut runs = 0;
     for isa in all_isas() {
@@ -286,7 +300,8 @@ fn random_programs_match_their_steps_bit_for_bit_on_every_kernel_set() {
             for _ in 0..12 {
                 let dims = shape_for(&mut rng, total);
                 let n_in = 1 + rng.below(4);
-                let ops: Vec<Operand> = (0..n_in).map(|_| random_operand(&mut rng, &dims)).collect();
+                let ops: Vec<Operand> =
+                    (0..n_in).map(|_| random_operand(&mut rng, &dims)).collect();
                 let p = random_program(&mut rng, n_in);
                 let full: Vec<Vec<f32>> = ops.iter().map(|o| expand(o, &dims)).collect();
                 let want = reference(isa, &p, &full, total);
@@ -415,7 +430,10 @@ fn malformed_calls_are_errors() {
         )
     };
     assert!(run(&p, &[8], &mut out).is_ok());
-    assert!(run(&p, &[9], &mut [0f32; 9]).is_err(), "reads past the operand");
+    assert!(
+        run(&p, &[9], &mut [0f32; 9]).is_err(),
+        "reads past the operand"
+    );
     assert!(run(&p, &[8], &mut out[..4]).is_err(), "output too short");
     let mut q = p;
     q.instrs[0] = Instr::Unary {
