@@ -160,6 +160,9 @@ pub struct CopyGeom {
 }
 
 /// One executable step. Operand order is listed per variant; `?` marks an optional operand.
+// `Elementwise` holds its whole program (about 850 bytes, three times the next variant): the
+// core has no allocator to box it, and a step is decoded once per run onto the stack.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
     /// in: x `[n,c_in,h,w]` f32, weight `[c_out,c_in/g,kh,kw]` f32, bias? `[c_out]`.

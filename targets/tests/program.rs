@@ -264,7 +264,7 @@ fn shape_for(rng: &mut Rng, total: usize) -> Vec<usize> {
     let mut rest = total;
     for _ in 0..rng.below(4) {
         let f = [1, 2, 3, 5][rng.below(4)];
-        if rest % f == 0 && rest > 1 {
+        if rest.is_multiple_of(f) && rest > 1 {
             dims.push(f);
             rest /= f;
         }

@@ -932,9 +932,9 @@ fn strides_onto(dims: &[usize], strides: &[usize], out_dims: &[usize]) -> Option
                 (rem, st) = nd[i];
             }
             let want = need / got;
-            let take = if rem % want == 0 {
+            let take = if rem.is_multiple_of(want) {
                 want
-            } else if want % rem == 0 {
+            } else if want.is_multiple_of(rem) {
                 rem
             } else {
                 return None;
