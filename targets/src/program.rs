@@ -303,6 +303,9 @@ pub fn program_f32(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` proves AVX2 and FMA.
         IsaKind::Avx2 => unsafe { run_avx2(isa, prog, dims, ins, strides, out, total) },
+        // NEON is the aarch64 baseline: the plain loops already use it.
+        IsaKind::Generic | IsaKind::Neon => run(isa, prog, dims, ins, strides, out, total),
+        #[allow(unreachable_patterns)]
         _ => run(isa, prog, dims, ins, strides, out, total),
     }
     Ok(())
