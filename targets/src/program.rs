@@ -429,9 +429,33 @@ fn run(
     total: usize,
 ) {
     let n_in = prog.n_in;
-    // A rank-0 iteration is one element.
-    let (dims, one): (&[usize], [usize; 1]) = (dims, [1]);
-    let dims = if dims.is_empty() { &one[..] } else { dims };
+    // Size-1 dims dropped, neighbours merged where every operand is laid out contiguously
+    // across them (as the broadcast kernels plan), so gathers copy long runs.
+    let mut md = [1usize; MAX_RANK];
+    let mut ms = [[0usize; MAX_RANK]; PROGRAM_OPERANDS];
+    let mut rank = 0;
+    for (k, &n) in dims.iter().enumerate() {
+        if n == 1 {
+            continue;
+        }
+        let merge =
+            rank > 0 && (0..n_in).all(|j| strides[j][k].checked_mul(n) == Some(ms[j][rank - 1]));
+        if merge {
+            md[rank - 1] *= n;
+            for j in 0..n_in {
+                ms[j][rank - 1] = strides[j][k];
+            }
+            continue;
+        }
+        md[rank] = n;
+        for j in 0..n_in {
+            ms[j][rank] = strides[j][k];
+        }
+        rank += 1;
+    }
+    // A single element is a rank-1 iteration of one.
+    let dims = &md[..rank.max(1)];
+    let strides = &ms[..];
     let rm = row_major(dims);
     let mut access = [Access::Gather; PROGRAM_OPERANDS];
     let mut bufs = [[0f32; PROGRAM_BLOCK]; PROGRAM_OPERANDS];
