@@ -5,6 +5,9 @@
 
 use crate::error::Error;
 use crate::format::{caps, le_u32, DType, MAX_RANK};
+use mote_targets::program::{
+    Instr, LogicOp, Program, PROGRAM_MAX_INSTRS, PROGRAM_OPERANDS, PROGRAM_REG0, PROGRAM_REGS,
+};
 use mote_targets::{
     Activation, BinaryOp, CompareOp, Conv2dGeom, PadMode, Pool2dGeom, PoolKind, ReduceOp, UnaryOp,
 };
@@ -51,6 +54,8 @@ pub mod code {
     pub const POOL2D: u16 = 19;
     /// [`super::Op::LayerNormAxis`] (format 1.1).
     pub const LAYER_NORM_AXIS: u16 = 20;
+    /// [`super::Op::Elementwise`] (format 1.1). Ids 21-24 are reserved for the int8 ops.
+    pub const ELEMENTWISE: u16 = 25;
 }
 
 /// Output dims plus per-operand element strides (0 = broadcast) for element-wise ops.
@@ -155,6 +160,9 @@ pub struct CopyGeom {
 }
 
 /// One executable step. Operand order is listed per variant; `?` marks an optional operand.
+// `Elementwise` holds its whole program (about 850 bytes, three times the next variant): the
+// core has no allocator to box it, and a step is decoded once per run onto the stack.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
     /// in: x `[n,c_in,h,w]` f32, weight `[c_out,c_in/g,kh,kw]` f32, bias? `[c_out]`.
@@ -320,6 +328,14 @@ pub enum Op {
         kind: PoolKind,
         /// Geometry.
         g: Pool2dGeom,
+    },
+    /// in: `prog.n_in` operands (f32 or bool) -> f32 or bool: a chain of element-wise
+    /// instructions run in blocks (see `mote_targets::program`).
+    Elementwise {
+        /// Output dims and the strides of the first `prog.n_in` operands.
+        bc: Bcast<PROGRAM_OPERANDS>,
+        /// The program.
+        prog: Program,
     },
 }
 
@@ -614,6 +630,155 @@ fn bcast_encode<const N: usize>(b: &Bcast<N>, w: &mut dyn FnMut(u32)) {
     }
 }
 
+mod prog_code {
+    pub const CONST: u32 = 0;
+    pub const UNARY: u32 = 1;
+    pub const BINARY: u32 = 2;
+    pub const COMPARE: u32 = 3;
+    pub const LOGIC: u32 = 4;
+    pub const WHERE: u32 = 5;
+    pub const NONZERO: u32 = 6;
+}
+
+fn logic_id(l: LogicOp) -> u32 {
+    match l {
+        LogicOp::And => 0,
+        LogicOp::Or => 1,
+        LogicOp::Xor => 2,
+        LogicOp::Not => 3,
+    }
+}
+
+fn program_encode(bc: &Bcast<PROGRAM_OPERANDS>, prog: &Program, w: &mut dyn FnMut(u32)) {
+    w(prog.n_in as u32);
+    w(bc.rank as u32);
+    words_usize(w, bc.dims());
+    for j in 0..prog.n_in.min(PROGRAM_OPERANDS) {
+        words_usize(w, bc.strides(j));
+    }
+    w(prog.len as u32);
+    for ins in prog.instrs() {
+        match *ins {
+            Instr::Const { dst, value } => {
+                w(prog_code::CONST);
+                w(dst as u32);
+                w(value.to_bits());
+            }
+            Instr::Unary { dst, a, op } => {
+                w(prog_code::UNARY);
+                w(dst as u32);
+                w(a as u32);
+                unary_encode(op, w);
+            }
+            Instr::Binary { dst, a, b, op } => {
+                w(prog_code::BINARY);
+                words_usize(w, &[dst as usize, a as usize, b as usize]);
+                w(binary_id(op));
+            }
+            Instr::Compare { dst, a, b, op } => {
+                w(prog_code::COMPARE);
+                words_usize(w, &[dst as usize, a as usize, b as usize]);
+                w(compare_id(op));
+            }
+            Instr::Logic { dst, a, b, op } => {
+                w(prog_code::LOGIC);
+                words_usize(w, &[dst as usize, a as usize, b as usize]);
+                w(logic_id(op));
+            }
+            Instr::Where { dst, cond, a, b } => {
+                w(prog_code::WHERE);
+                words_usize(w, &[dst as usize, cond as usize, a as usize, b as usize]);
+            }
+            Instr::NonZero { dst, a } => {
+                w(prog_code::NONZERO);
+                words_usize(w, &[dst as usize, a as usize]);
+            }
+        }
+    }
+}
+
+fn slot(r: &mut ParamReader<'_>) -> core::result::Result<u8, &'static str> {
+    let s = r.word()?;
+    if s >= (PROGRAM_REG0 as u32) + PROGRAM_REGS as u32 {
+        return Err("element-wise program slot out of range");
+    }
+    Ok(s as u8)
+}
+
+fn program_decode(r: &mut ParamReader<'_>) -> core::result::Result<Op, &'static str> {
+    let n_in = r.usize()?;
+    if n_in == 0 || n_in > PROGRAM_OPERANDS {
+        return Err("element-wise program operand count out of range");
+    }
+    let mut bc = Bcast::<PROGRAM_OPERANDS> {
+        rank: r.rank(MAX_RANK)?,
+        ..Default::default()
+    };
+    bc.dims = r.dims(bc.rank)?;
+    for j in 0..n_in {
+        bc.strides[j] = r.dims(bc.rank)?;
+    }
+    let len = r.usize()?;
+    if len == 0 || len > PROGRAM_MAX_INSTRS {
+        return Err("element-wise program length out of range");
+    }
+    let mut prog = Program {
+        n_in,
+        len,
+        ..Default::default()
+    };
+    for ins in prog.instrs.iter_mut().take(len) {
+        *ins = match r.word()? {
+            prog_code::CONST => Instr::Const {
+                dst: slot(r)?,
+                value: r.f32()?,
+            },
+            prog_code::UNARY => Instr::Unary {
+                dst: slot(r)?,
+                a: slot(r)?,
+                op: unary_decode(r)?,
+            },
+            prog_code::BINARY => Instr::Binary {
+                dst: slot(r)?,
+                a: slot(r)?,
+                b: slot(r)?,
+                op: binary_from(r.word()?)?,
+            },
+            prog_code::COMPARE => Instr::Compare {
+                dst: slot(r)?,
+                a: slot(r)?,
+                b: slot(r)?,
+                op: compare_from(r.word()?)?,
+            },
+            prog_code::LOGIC => Instr::Logic {
+                dst: slot(r)?,
+                a: slot(r)?,
+                b: slot(r)?,
+                op: match r.word()? {
+                    0 => LogicOp::And,
+                    1 => LogicOp::Or,
+                    2 => LogicOp::Xor,
+                    3 => LogicOp::Not,
+                    _ => return Err(BAD_ENUM),
+                },
+            },
+            prog_code::WHERE => Instr::Where {
+                dst: slot(r)?,
+                cond: slot(r)?,
+                a: slot(r)?,
+                b: slot(r)?,
+            },
+            prog_code::NONZERO => Instr::NonZero {
+                dst: slot(r)?,
+                a: slot(r)?,
+            },
+            _ => return Err(BAD_ENUM),
+        };
+    }
+    prog.check()?;
+    Ok(Op::Elementwise { bc, prog })
+}
+
 /// Whether a convolution's weight is panel-packed in a file of `layout`.
 pub fn conv_packed(layout: u32, g: &Conv2dGeom) -> bool {
     layout == mote_targets::profile::LAYOUT_PANEL6 && mote_targets::kernels::conv_uses_panels(g)
@@ -649,6 +814,7 @@ impl Op {
             Op::Copy(_) => code::COPY,
             Op::Pad { .. } => code::PAD,
             Op::Pool2d { .. } => code::POOL2D,
+            Op::Elementwise { .. } => code::ELEMENTWISE,
         }
     }
 
@@ -683,7 +849,8 @@ impl Op {
             | Op::Logic { .. }
             | Op::Where { .. }
             | Op::Unary { .. }
-            | Op::Cast => ("op-elementwise", cfg!(feature = "op-elementwise")),
+            | Op::Cast
+            | Op::Elementwise { .. } => ("op-elementwise", cfg!(feature = "op-elementwise")),
             Op::Softmax { .. }
             | Op::LayerNorm { .. }
             | Op::LayerNormAxis { .. }
@@ -726,6 +893,7 @@ impl Op {
             Op::Copy(_) => "Copy",
             Op::Pad { .. } => "Pad",
             Op::Pool2d { .. } => "Pool2d",
+            Op::Elementwise { .. } => "Elementwise",
         }
     }
 
@@ -879,6 +1047,7 @@ impl Op {
                     ],
                 );
             }
+            Op::Elementwise { bc, prog } => program_encode(bc, prog, w),
         }
     }
 
@@ -1104,6 +1273,7 @@ impl Op {
                 };
                 Op::Pool2d { kind, g }
             }
+            code::ELEMENTWISE => program_decode(r)?,
             _ => return Err("unknown op id"),
         };
         r.finish()?;
@@ -1452,6 +1622,20 @@ impl Op {
                     return Err("pool window work exceeds the cap");
                 }
             }
+            Op::Elementwise { bc, prog } => {
+                prog.check()?;
+                let n = prog.n_in;
+                no_more(n)?;
+                let mut opnds = [Operand {
+                    dtype: DType::F32,
+                    elems: 0,
+                }; PROGRAM_OPERANDS];
+                for (j, o) in opnds.iter_mut().enumerate().take(n) {
+                    *o = f32_or_bool(need(j)?)?;
+                }
+                f32_or_bool(*out)?;
+                bcast_check(&bc, &opnds[..n], *out)?;
+            }
         }
         Ok(())
     }
@@ -1464,6 +1648,14 @@ pub struct Operand {
     pub dtype: DType,
     /// Element count.
     pub elems: usize,
+}
+
+fn f32_or_bool(t: Operand) -> core::result::Result<Operand, &'static str> {
+    if t.dtype == DType::F32 || t.dtype == DType::Bool {
+        Ok(t)
+    } else {
+        Err("operand must be float32 or bool")
+    }
 }
 
 fn bool_of(t: Operand) -> core::result::Result<Operand, &'static str> {

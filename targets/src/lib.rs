@@ -32,6 +32,7 @@ pub mod generic;
 pub mod isa;
 pub mod kernels;
 pub mod profile;
+pub mod program;
 pub mod q8;
 #[cfg(any(
     target_arch = "x86_64",

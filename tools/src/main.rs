@@ -43,6 +43,10 @@ enum Cmd {
         /// Skip the fusion passes (for debugging).
         #[arg(long)]
         no_fuse: bool,
+        /// Keep chains of element-wise steps as separate steps instead of one `Elementwise`
+        /// program each (to compare against them).
+        #[arg(long)]
+        no_fuse_elementwise: bool,
         /// Fix the shape of a graph input, NAME=D0,D1,... (e.g. image=1,3,224,224): for models
         /// exported with dynamic dimensions. Repeat for several inputs.
         #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_input_shape_arg)]
@@ -155,6 +159,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             output,
             target,
             no_fuse,
+            no_fuse_elementwise,
             input_shape,
         } => {
             let t = Instant::now();
@@ -164,6 +169,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                     target,
                     optimize: !no_fuse,
                     input_shapes: input_shape,
+                    fuse_elementwise: !no_fuse_elementwise,
                 },
             )?;
             std::fs::write(&output, &c.bytes)

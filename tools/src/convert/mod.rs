@@ -34,6 +34,8 @@ pub struct Options {
     /// replaces the declared shape of that input, fixing its dynamic dimensions. It must have
     /// the declared rank and agree with every declared static dimension.
     pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Fuse chains of element-wise steps into `Elementwise` programs (with `optimize`).
+    pub fuse_elementwise: bool,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             target: "generic".into(),
             optimize: true,
             input_shapes: vec![],
+            fuse_elementwise: true,
         }
     }
 }
@@ -115,7 +118,7 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
     let mut g = lower::lower_model(&proto, dir, opts)?;
     log::info!("lowered {onnx_nodes} ONNX nodes to {} steps", g.steps.len());
     if opts.optimize {
-        passes::optimize(&mut g)?;
+        passes::optimize_with(&mut g, opts.fuse_elementwise)?;
         log::info!("{} steps after fusion", g.steps.len());
     }
     finalize_outputs(&mut g)?;
