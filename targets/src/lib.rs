@@ -28,6 +28,7 @@ mod dwconv;
     allow(dead_code)
 )]
 pub mod gemm;
+pub mod fp16;
 pub mod generic;
 pub mod isa;
 pub mod kernels;

@@ -11,6 +11,10 @@ pub(crate) struct Avx512Gemm6x64;
 
 impl MicroKernel for Avx512Gemm6x64 {
     const NR: usize = 64;
+    unsafe fn cvt_f16(src: *const u16, dst: *mut f32, n: usize) {
+        // SAFETY: forwarded contract (MicroKernel::cvt_f16).
+        unsafe { super::fp16::avx512_cvt_f16_f32(src, dst, n) }
+    }
     unsafe fn tile(
         kc: usize,
         a: *const f32,
@@ -151,6 +155,10 @@ pub(crate) struct Avx2Gemm6x16;
 
 impl MicroKernel for Avx2Gemm6x16 {
     const NR: usize = 16;
+    unsafe fn cvt_f16(src: *const u16, dst: *mut f32, n: usize) {
+        // SAFETY: forwarded contract (MicroKernel::cvt_f16).
+        unsafe { super::fp16::f16c_cvt_f16_f32(src, dst, n) }
+    }
     unsafe fn tile(
         kc: usize,
         a: *const f32,
