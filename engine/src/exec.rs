@@ -181,6 +181,16 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Runs every step once, calling `after(i, op)` when step `i` has finished (profilers time
     /// the gaps between calls). The observer must not allocate if the caller counts allocations.
     pub fn run_observed(&mut self, mut after: impl FnMut(usize, &Op)) -> Result<()> {
+        self.run_inspected(|i, op, _, _| after(i, op))
+    }
+
+    /// Runs every step once, calling `after(i, op, tensor, bytes)` when step `i` has finished,
+    /// with the id of the tensor it wrote and that tensor's bytes as they are now. Converters
+    /// and accuracy tools read every intermediate value this way (calibration, per-layer
+    /// comparison): a value is only valid until a later step reuses its arena bytes, so read
+    /// it in the call. Several steps may write parts of one tensor (lowered `Concat`); the
+    /// tensor is complete after the last of them.
+    pub fn run_inspected(&mut self, mut after: impl FnMut(usize, &Op, u32, &[u8])) -> Result<()> {
         let model = self.model;
         let split = ArenaSplit::new(self.arena);
         for i in 0..model.step_count() {
@@ -258,7 +268,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 }
                 StepError::Other(e) => e,
             })?;
-            after(i, &step.op);
+            after(i, &step.op, step.output, out);
         }
         Ok(())
     }

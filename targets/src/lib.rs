@@ -33,6 +33,7 @@ pub mod generic;
 pub mod isa;
 pub mod kernels;
 pub mod profile;
+pub mod q8;
 #[cfg(any(
     target_arch = "x86_64",
     all(target_arch = "aarch64", target_feature = "neon")

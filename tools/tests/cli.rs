@@ -336,3 +336,21 @@ fn bench_json_and_forced_kernel_sets() {
         assert!(err.contains("lacks the neon"), "{err}");
     }
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let m = demo_mote("epipe");
+    let mut child = mote()
+        .args(["inspect", "-v"])
+        .arg(&m)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the only read end before the child prints: its writes fail with EPIPE.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(141), "{err}");
+}
