@@ -316,31 +316,55 @@ pub fn conv2d_f32(
             let off = (b * g.c_out + gi * cog) * out_plane;
             // One output position (a streaming step's temporal conv): a matrix-vector product.
             #[cfg(target_arch = "x86_64")]
-            if let (IsaKind::Avx512, 1, ASource::Panels(p), true) =
-                (isa.kind(), out_plane, a, k <= GEMV_MAX_K)
-            {
+            if let (IsaKind::Avx512, 1, true) = (isa.kind(), out_plane, k <= GEMV_MAX_K) {
                 let mut x = [0f32; GEMV_MAX_K];
-                // SAFETY: `isa` proves AVX-512F (the im2col source converts nothing).
-                unsafe {
-                    bsrc.pack::<crate::x86_64::gemm::Avx512Gemm6x64>(0, k, 0, 1, &mut x, 1)
-                };
                 let bias_p = bias.map_or(core::ptr::null(), |v| v[gi * cog..].as_ptr());
                 let dst = &mut out[off..off + cog];
-                // SAFETY: `isa` proves AVX-512F; `p` holds the group's panels (validated
-                // length), `x` k values, `dst` cog outputs at stride 1, the bias cog values.
-                unsafe {
-                    crate::x86_64::gemm::avx512_gemv_f32_panels(
-                        cog,
-                        k,
-                        p.as_ptr(),
-                        x.as_ptr(),
-                        bias_p,
-                        act,
-                        dst.as_mut_ptr(),
-                        1,
-                    )
-                };
-                continue;
+                match a {
+                    ASource::Panels(p) => {
+                        // SAFETY: `isa` proves AVX-512F (the im2col source converts nothing).
+                        unsafe {
+                            bsrc.pack::<crate::x86_64::gemm::Avx512Gemm6x64>(0, k, 0, 1, &mut x, 1)
+                        };
+                        // SAFETY: `isa` proves AVX-512F; `p` holds the group's panels
+                        // (validated length), `x` k values, `dst` cog outputs at stride 1,
+                        // the bias cog values.
+                        unsafe {
+                            crate::x86_64::gemm::avx512_gemv_f32_panels(
+                                cog,
+                                k,
+                                p.as_ptr(),
+                                x.as_ptr(),
+                                bias_p,
+                                act,
+                                dst.as_mut_ptr(),
+                                1,
+                            )
+                        };
+                        continue;
+                    }
+                    ASource::PanelsF16(p) => {
+                        // SAFETY: as above.
+                        unsafe {
+                            bsrc.pack::<crate::x86_64::gemm::Avx512Gemm6x64>(0, k, 0, 1, &mut x, 1)
+                        };
+                        // SAFETY: as above, the panels holding binary16 values.
+                        unsafe {
+                            crate::x86_64::gemm::avx512_gemv_f16_panels(
+                                cog,
+                                k,
+                                p.as_ptr(),
+                                x.as_ptr(),
+                                bias_p,
+                                act,
+                                dst.as_mut_ptr(),
+                                1,
+                            )
+                        };
+                        continue;
+                    }
+                    _ => {}
+                }
             }
             let done = simd_gemm(
                 isa, cog, out_plane, k, 1.0, a, &bsrc, bias_s, act, out, off, out_plane,
