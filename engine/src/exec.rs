@@ -379,8 +379,12 @@ pub fn eval(
                 (DType::F16, DType::F16) => {
                     matmul(ctx, &g, cast::<u16>(a.1)?, cast::<u16>(bm.1)?, bias, out)
                 }
-                (DType::F16, _) => matmul(ctx, &g, cast::<u16>(a.1)?, cast::<f32>(bm.1)?, bias, out),
-                (_, DType::F16) => matmul(ctx, &g, cast::<f32>(a.1)?, cast::<u16>(bm.1)?, bias, out),
+                (DType::F16, _) => {
+                    matmul(ctx, &g, cast::<u16>(a.1)?, cast::<f32>(bm.1)?, bias, out)
+                }
+                (_, DType::F16) => {
+                    matmul(ctx, &g, cast::<f32>(a.1)?, cast::<u16>(bm.1)?, bias, out)
+                }
                 _ => matmul(ctx, &g, cast::<f32>(a.1)?, cast::<f32>(bm.1)?, bias, out),
             }
         }

@@ -637,7 +637,7 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
                             Some(d) => d,
                             None if BB >= KC * NR_MAX => {
                                 // SAFETY: the CPU supports K (caller's contract).
-                            unsafe { b.pack::<K>(pc, kc, j0, nr, &mut bbuf, nr_k) };
+                                unsafe { b.pack::<K>(pc, kc, j0, nr, &mut bbuf, nr_k) };
                                 (bbuf.as_ptr(), nr_k)
                             }
                             None => return false,

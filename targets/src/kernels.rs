@@ -132,7 +132,9 @@ pub fn gemm_f32<TA: MatElem, TB: MatElem>(
 ) {
     let asrc = ASource::strided(a.data, a.offset, a.rs, a.cs);
     let bias_s = bias.map_or(Bias::None, Bias::Col);
-    let done = TB::simd_gemm(isa, m, n, k, alpha, asrc, b, bias_s, act, out, out_offset, ldo);
+    let done = TB::simd_gemm(
+        isa, m, n, k, alpha, asrc, b, bias_s, act, out, out_offset, ldo,
+    );
     if !done {
         generic::gemm::gemm_f32(m, n, k, alpha, a, b, bias, act, out, out_offset, ldo);
     }
@@ -256,6 +258,11 @@ pub fn conv2d_f32(
     act: Activation,
     out: &mut [f32],
 ) {
+    if let (true, ConvWeights::PlainF16(w)) = (conv_is_direct(g), weight) {
+        if conv_direct_f16_fits(g) {
+            return conv_direct_f16(isa, g, input, w, bias, act, out);
+        }
+    }
     if let (true, ConvWeights::Plain(w)) = (conv_is_direct(g), weight) {
         let dw = conv_is_depthwise(g);
         let done = match isa.kind() {
@@ -372,6 +379,61 @@ pub fn conv2d_f32(
             if !done {
                 conv_group_ref(g, b, gi, input, a, bias, act, out);
             }
+        }
+    }
+}
+
+/// Floats of the stack buffer a direct convolution's binary16 weights are widened into.
+const DIRECT_F16_BUF: usize = 4096;
+
+/// Whether a direct convolution ([`conv_is_direct`]) with binary16 plain weights runs its
+/// direct kernel (three groups' weights fit the widening buffer); otherwise it runs as a GEMM.
+pub fn conv_direct_f16_fits(g: &Conv2dGeom) -> bool {
+    let per_group = (g.c_out / g.groups.max(1)) * (g.c_in / g.groups.max(1)) * g.kh * g.kw;
+    conv_is_direct(g) && per_group.saturating_mul(3) <= DIRECT_F16_BUF
+}
+
+/// A direct convolution over binary16 weights: blocks of at least two groups, their weights
+/// widened into a stack buffer, each block run by the f32 direct kernel (which computes every
+/// group on its own, so the result is bit-identical to the f32 kernel over widened weights).
+fn conv_direct_f16(
+    isa: Isa,
+    g: &Conv2dGeom,
+    input: &[f32],
+    w: &[u16],
+    bias: Option<&[f32]>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    let (cig, cog) = (g.c_in / g.groups, g.c_out / g.groups);
+    let per_group = cog * cig * g.kh * g.kw;
+    let (in_plane, out_plane) = (g.h_in * g.w_in, g.h_out * g.w_out);
+    // At least 3 (conv_direct_f16_fits).
+    let block = DIRECT_F16_BUF / per_group.max(1);
+    let mut buf = [0f32; DIRECT_F16_BUF];
+    for b in 0..g.n {
+        let mut g0 = 0;
+        while g0 < g.groups {
+            let left = g.groups - g0;
+            let mut ng = block.min(left);
+            // Never leave a last block of one group: it would not be a direct convolution.
+            if left - ng == 1 {
+                ng -= 1;
+            }
+            let sub = Conv2dGeom {
+                n: 1,
+                c_in: ng * cig,
+                c_out: ng * cog,
+                groups: ng,
+                ..*g
+            };
+            let wb = &mut buf[..ng * per_group];
+            convert_f16_f32(isa, &w[g0 * per_group..(g0 + ng) * per_group], wb);
+            let x = &input[(b * g.c_in + g0 * cig) * in_plane..][..ng * cig * in_plane];
+            let o = &mut out[(b * g.c_out + g0 * cog) * out_plane..][..ng * cog * out_plane];
+            let bs = bias.map(|v| &v[g0 * cog..(g0 + ng) * cog]);
+            conv2d_f32(isa, &sub, x, ConvWeights::Plain(wb), bs, act, o);
+            g0 += ng;
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod aarch64;
     all(target_arch = "aarch64", target_feature = "neon")
 ))]
 mod dwconv;
+pub mod fp16;
 #[cfg_attr(
     not(any(
         target_arch = "x86_64",
@@ -28,7 +29,6 @@ mod dwconv;
     allow(dead_code)
 )]
 pub mod gemm;
-pub mod fp16;
 pub mod generic;
 pub mod isa;
 pub mod kernels;

@@ -216,13 +216,18 @@ fn geom(
 }
 
 /// fp16 weights (plain and panels) against the widened f32 weights on every kernel set:
-/// bit-identical, except that fp16 plain weights of direct (depthwise, small-group) geometries
-/// run the GEMM path rather than the direct kernel, and are compared with the scalar twin
-/// within the GEMM tolerance of `isa.rs`.
+/// bit-identical, except that fp16 plain weights of direct (depthwise, small-group)
+/// geometries too large for the widening buffer run the GEMM path rather than the direct
+/// kernel, and are compared with the scalar twin within the GEMM tolerance of `isa.rs`.
 fn check_conv(seed: u64, g: Conv2dGeom, bias: bool, act: Activation) {
     let mut rng = Rng(seed | 1);
     let x = rng.vec(g.n * g.c_in * g.h_in * g.w_in, -2.0, 2.0);
-    let (wh, ww) = f16_vec(&mut rng, g.c_out * (g.c_in / g.groups) * g.kh * g.kw, -1.0, 1.0);
+    let (wh, ww) = f16_vec(
+        &mut rng,
+        g.c_out * (g.c_in / g.groups) * g.kh * g.kw,
+        -1.0,
+        1.0,
+    );
     let b = rng.vec(g.c_out, -1.0, 1.0);
     let bias = bias.then_some(&b[..]);
     let olen = g.n * g.c_out * g.h_out * g.w_out;
@@ -242,7 +247,7 @@ fn check_conv(seed: u64, g: Conv2dGeom, bias: bool, act: Activation) {
             o
         };
         let plain16 = run(ConvWeights::PlainF16(&wh));
-        if kernels::conv_is_direct(&g) {
+        if kernels::conv_is_direct(&g) && !kernels::conv_direct_f16_fits(&g) {
             for (i, (p, s)) in plain16.iter().zip(&scalar).enumerate() {
                 let tol = 2e-6 * (1.0 + 2.0 * taps + 1.0);
                 assert!(
@@ -256,7 +261,10 @@ fn check_conv(seed: u64, g: Conv2dGeom, bias: bool, act: Activation) {
         }
         // Panels take the same path for both precisions (the GEMM, or the AVX-512
         // matrix-vector kernel for one output position), direct geometries included.
-        assert_same(&run(ConvWeights::PanelsF16(&ph)), &run(ConvWeights::Panels(&pw)));
+        assert_same(
+            &run(ConvWeights::PanelsF16(&ph)),
+            &run(ConvWeights::Panels(&pw)),
+        );
     }
 }
 
@@ -271,6 +279,12 @@ fn conv_f16_edge_cases() {
         geom(1, 6, 6, 6, (11, 12), (3, 3), 1, 1),
         geom(1, 8, 12, 4, (7, 6), (3, 3), 1, 1),
         geom(1, 16, 24, 2, (6, 6), (3, 3), 1, 1),
+        // Depthwise over many channels (several widened blocks, an odd count), and one whose
+        // taps do not fit the buffer (the GEMM path).
+        geom(2, 1001, 1001, 1001, (5, 7), (3, 3), 1, 1),
+        geom(1, 3, 3, 3, (1, 1500), (1, 1400), 1, 700),
+        // Block sizes that would leave one group last.
+        geom(1, 5, 5, 5, (1, 1100), (1, 1024), 1, 0),
         // One output position (the f32 panels take the AVX-512 matrix-vector path).
         geom(1, 6, 13, 1, (1, 3), (1, 3), 1, 0),
         geom(2, 300, 7, 1, (1, 3), (1, 3), 1, 0),

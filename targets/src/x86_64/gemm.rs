@@ -395,8 +395,11 @@ pub(crate) unsafe fn avx512_gemv_f16_panels(
                     let x0 = _mm512_set1_ps(*xc.add(p));
                     let x1 = _mm512_set1_ps(*xc.add(p + 1));
                     acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(0x3f, pb.add(p * MR)), x0, acc0);
-                    acc1 =
-                        _mm512_fmadd_ps(_mm512_maskz_loadu_ps(0x3f, pb.add((p + 1) * MR)), x1, acc1);
+                    acc1 = _mm512_fmadd_ps(
+                        _mm512_maskz_loadu_ps(0x3f, pb.add((p + 1) * MR)),
+                        x1,
+                        acc1,
+                    );
                     p += 2;
                 }
                 if p < kc {
