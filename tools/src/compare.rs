@@ -72,7 +72,7 @@ pub fn metrics(reference: &[f32], test: &[f32], classes: Option<usize>) -> Metri
     };
     let (mut top1, mut top5) = (None, None);
     if let Some(c) =
-        classes.filter(|&c| c >= 2 && !reference.is_empty() && reference.len() % c == 0)
+        classes.filter(|&c| c >= 2 && !reference.is_empty() && reference.len().is_multiple_of(c))
     {
         let rows = reference.len() / c;
         let (mut a1, mut a5) = (0usize, 0usize);

@@ -377,7 +377,7 @@ pub(crate) unsafe fn avx512_gemv_f16_panels(
     ldo: usize,
 ) {
     use crate::gemm::KC;
-    const _: () = assert!(KC % 2 == 0);
+    const _: () = assert!(KC.is_multiple_of(2));
     let mut buf = [0f32; KC * MR];
     // SAFETY: (whole body) as in avx512_gemv_f32_panels; each chunk widens kc * MR values of
     // the panel (inside it) into `buf`, which holds KC * MR.
