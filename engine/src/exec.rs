@@ -367,56 +367,25 @@ pub fn eval(
     match *op {
         #[cfg(feature = "op-conv")]
         Op::Conv2d { g, act } => {
-            let w = if crate::ops::conv_packed(ctx.layout, &g) {
-                kd::ConvWeights::Panels(f(1)?)
-            } else {
-                kd::ConvWeights::Plain(f(1)?)
-            };
+            let (dt, wb) = ins[1].ok_or_else(missing)?;
+            let w = conv_weights(crate::ops::conv_packed(ctx.layout, &g), dt, wb)?;
             kd::conv2d_f32(ctx.isa, &g, f(0)?, w, of(2)?, act, cast_mut(out)?)
         }
         #[cfg(feature = "op-matmul")]
         Op::MatMul(g) => {
-            let (a, bm, bias) = (f(0)?, f(1)?, of(2)?);
-            let out = cast_mut::<f32>(out)?;
-            let batch: usize = g.batch[..g.batch_rank].iter().product();
-            let mut idx = [0usize; 6];
-            for bi in 0..batch {
-                let (mut ao, mut bo) = (0usize, 0usize);
-                for d in 0..g.batch_rank {
-                    ao += idx[d] * g.a_bs[d];
-                    bo += idx[d] * g.b_bs[d];
+            let (a, bm) = (ins[0].ok_or_else(missing)?, ins[1].ok_or_else(missing)?);
+            let (bias, out) = (of(2)?, cast_mut::<f32>(out)?);
+            match (a.0, bm.0) {
+                (DType::F16, DType::F16) => {
+                    matmul(ctx, &g, cast::<u16>(a.1)?, cast::<u16>(bm.1)?, bias, out)
                 }
-                kd::gemm_f32(
-                    ctx.isa,
-                    g.m,
-                    g.n,
-                    g.k,
-                    g.alpha,
-                    k::gemm::MatRef {
-                        data: a,
-                        offset: ao,
-                        rs: g.a_rs,
-                        cs: g.a_cs,
-                    },
-                    k::gemm::MatRef {
-                        data: bm,
-                        offset: bo,
-                        rs: g.b_rs,
-                        cs: g.b_cs,
-                    },
-                    bias,
-                    g.act,
-                    out,
-                    bi * g.m * g.n,
-                    g.n,
-                );
-                for d in (0..g.batch_rank).rev() {
-                    idx[d] += 1;
-                    if idx[d] < g.batch[d] {
-                        break;
-                    }
-                    idx[d] = 0;
+                (DType::F16, _) => {
+                    matmul(ctx, &g, cast::<u16>(a.1)?, cast::<f32>(bm.1)?, bias, out)
                 }
+                (_, DType::F16) => {
+                    matmul(ctx, &g, cast::<f32>(a.1)?, cast::<u16>(bm.1)?, bias, out)
+                }
+                _ => matmul(ctx, &g, cast::<f32>(a.1)?, cast::<f32>(bm.1)?, bias, out),
             }
         }
         #[cfg(feature = "op-elementwise")]
@@ -753,4 +722,71 @@ fn cast_elems(src: (DType, &[u8]), to: DType, out: &mut [u8]) -> Result<()> {
         DType::F16 => return Err(unsupported),
     }
     Ok(())
+}
+
+/// A convolution's weight operand as the kernels take it: float32 or float16 (validated),
+/// plain or panel-packed by the file's layout.
+pub(crate) fn conv_weights(
+    packed: bool,
+    dtype: DType,
+    bytes: &[u8],
+) -> core::result::Result<kd::ConvWeights<'_>, Error> {
+    Ok(match (packed, dtype) {
+        (false, DType::F16) => kd::ConvWeights::PlainF16(cast(bytes)?),
+        (true, DType::F16) => kd::ConvWeights::PanelsF16(cast(bytes)?),
+        (false, _) => kd::ConvWeights::Plain(cast(bytes)?),
+        (true, _) => kd::ConvWeights::Panels(cast(bytes)?),
+    })
+}
+
+/// Every batch item of a MatMul (operands f32 or binary16 bits, validated).
+#[cfg(feature = "op-matmul")]
+fn matmul<TA: kd::MatElem, TB: kd::MatElem>(
+    ctx: Ctx,
+    g: &crate::ops::MatMulGeom,
+    a: &[TA],
+    bm: &[TB],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let batch: usize = g.batch[..g.batch_rank].iter().product();
+    let mut idx = [0usize; 6];
+    for bi in 0..batch {
+        let (mut ao, mut bo) = (0usize, 0usize);
+        for d in 0..g.batch_rank {
+            ao += idx[d] * g.a_bs[d];
+            bo += idx[d] * g.b_bs[d];
+        }
+        kd::gemm_f32(
+            ctx.isa,
+            g.m,
+            g.n,
+            g.k,
+            g.alpha,
+            k::gemm::MatRef {
+                data: a,
+                offset: ao,
+                rs: g.a_rs,
+                cs: g.a_cs,
+            },
+            k::gemm::MatRef {
+                data: bm,
+                offset: bo,
+                rs: g.b_rs,
+                cs: g.b_cs,
+            },
+            bias,
+            g.act,
+            out,
+            bi * g.m * g.n,
+            g.n,
+        );
+        for d in (0..g.batch_rank).rev() {
+            idx[d] += 1;
+            if idx[d] < g.batch[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
 }

@@ -1310,7 +1310,7 @@ impl Op {
             Op::Conv2d { g, act: _ } => {
                 no_more(3)?;
                 let x = f32_of(need(0)?)?;
-                let wt = f32_of(need(1)?)?;
+                let wt = weight_of(need(1)?)?;
                 f32_of(*out)?;
                 if g.groups == 0 || g.c_in % g.groups != 0 || g.c_out % g.groups != 0 {
                     return Err("conv groups must divide the channel counts");
@@ -1351,8 +1351,8 @@ impl Op {
             }
             Op::MatMul(g) => {
                 no_more(3)?;
-                let a = f32_of(need(0)?)?;
-                let b = f32_of(need(1)?)?;
+                let a = weight_of(need(0)?)?;
+                let b = weight_of(need(1)?)?;
                 f32_of(*out)?;
                 let mut a_max = 0usize;
                 let mut b_max = 0usize;
@@ -1655,6 +1655,16 @@ fn f32_or_bool(t: Operand) -> core::result::Result<Operand, &'static str> {
         Ok(t)
     } else {
         Err("operand must be float32 or bool")
+    }
+}
+
+/// A matrix operand of Conv2d (the weight) or MatMul (either side): float32, or float16
+/// values that the kernels widen to float32 as they load them.
+fn weight_of(t: Operand) -> core::result::Result<Operand, &'static str> {
+    if t.dtype == DType::F32 || t.dtype == DType::F16 {
+        Ok(t)
+    } else {
+        Err("operand must be float32 or float16")
     }
 }
 

@@ -20,6 +20,7 @@ pub mod aarch64;
     all(target_arch = "aarch64", target_feature = "neon")
 ))]
 mod dwconv;
+pub mod fp16;
 #[cfg_attr(
     not(any(
         target_arch = "x86_64",

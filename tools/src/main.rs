@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mote::{DType, MappedModel, Model, OwnedSession};
-use mote_tools::convert::{convert, parse_input_shape, Options};
+use mote_tools::convert::{convert, parse_input_shape, Options, Quant};
 use mote_tools::npy;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -51,6 +51,10 @@ enum Cmd {
         /// exported with dynamic dimensions. Repeat for several inputs.
         #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_input_shape_arg)]
         input_shape: Vec<(String, Vec<usize>)>,
+        /// Weight precision: f32, fp16 (GEMM/MatMul weights as IEEE half, computed in f32),
+        /// int8. Default: the target's (fp16 for rpi5 and jetson-orin, f32 elsewhere).
+        #[arg(long, value_enum)]
+        quant: Option<Quant>,
     },
     /// Run a .mote model on .npy inputs.
     Run {
@@ -94,6 +98,30 @@ enum Cmd {
         /// Also time every step and print the time per kind of op.
         #[arg(long)]
         profile: bool,
+    },
+    /// Compare a converted .mote model with its ONNX original (run in fp32 by tract-onnx):
+    /// max abs error, SQNR, cosine similarity and, for classifier-like outputs, top-1/top-5
+    /// agreement, per output and per layer that maps back to an ONNX node output.
+    Compare {
+        /// The ONNX model (the reference).
+        onnx: PathBuf,
+        /// The converted .mote model.
+        model: PathBuf,
+        /// Inputs (.npy, in order or NAME=FILE); without them, seeded random-normal inputs.
+        #[arg(short, long = "input")]
+        inputs: Vec<String>,
+        /// Random input sets to run when no -i is given.
+        #[arg(long = "inputs", default_value_t = 1)]
+        random_sets: usize,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Compare the graph outputs only, not the intermediate tensors.
+        #[arg(long)]
+        no_layers: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Describe a .mote model.
     Inspect {
@@ -161,6 +189,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             no_fuse,
             no_fuse_elementwise,
             input_shape,
+            quant,
         } => {
             let t = Instant::now();
             let c = convert(
@@ -170,6 +199,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                     optimize: !no_fuse,
                     input_shapes: input_shape,
                     fuse_elementwise: !no_fuse_elementwise,
+                    quant,
                 },
             )?;
             std::fs::write(&output, &c.bytes)
@@ -178,11 +208,12 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 .map(|m| (m.arena_size(), m.weights_size()))
                 .map_err(|e| anyhow!("internal: the converted file does not validate: {e}"))?;
             println!(
-                "{} -> {}: {} ONNX nodes -> {} steps, weights {} bytes, arena {} bytes, {:.2} s",
+                "{} -> {}: {} ONNX nodes -> {} steps, {} weights {} bytes, arena {} bytes, {:.2} s",
                 model.display(),
                 output.display(),
                 c.onnx_nodes,
                 c.steps,
+                c.quant.name(),
                 m.1,
                 m.0,
                 t.elapsed().as_secs_f64()
@@ -234,6 +265,33 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                     profile,
                 },
             )
+        }
+        Cmd::Compare {
+            onnx,
+            model,
+            inputs,
+            random_sets,
+            seed,
+            no_layers,
+            json,
+        } => {
+            let mapped = open(&model)?;
+            let m = mapped
+                .model()
+                .map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            let opts = mote_tools::compare::CompareOptions {
+                inputs,
+                random_sets,
+                seed,
+                layers: !no_layers,
+            };
+            let r = mote_tools::compare::compare(&onnx, &m, &opts)?;
+            if json {
+                println!("{}", r.to_json());
+            } else {
+                print!("{}", r.to_text());
+            }
+            Ok(())
         }
         Cmd::Inspect { model, json } => {
             inspect(&model, json, log::max_level() >= log::LevelFilter::Debug)

@@ -4,6 +4,7 @@
 //! through [`crate::kernels`] with an [`crate::Isa`] of kind [`crate::IsaKind::Neon`].
 
 pub(crate) mod elementwise;
+pub(crate) mod fp16;
 pub(crate) mod gemm;
 pub mod math;
 pub(crate) mod qdwconv;

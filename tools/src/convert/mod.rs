@@ -1,5 +1,6 @@
 //! `mote convert`: ONNX -> lowered steps -> passes -> memory plan -> `.mote` bytes.
 
+pub mod fp16;
 pub mod ir;
 pub mod lower;
 pub mod onnx;
@@ -21,6 +22,41 @@ pub struct Converted {
     pub onnx_nodes: usize,
     /// Steps in the converted model.
     pub steps: usize,
+    /// The weight precision the file got (the `--quant` asked for, or the profile's default).
+    pub quant: Quant,
+    /// What the fp16 pass changed (`Quant::Fp16` only).
+    pub fp16: Option<fp16::Fp16Report>,
+}
+
+/// Weight precision of a conversion (`mote convert --quant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Quant {
+    /// Every weight in f32.
+    F32,
+    /// The large weights (GEMM convolutions, MatMul/Gemm constants) in IEEE binary16,
+    /// widened to f32 as the kernels load them.
+    Fp16,
+    /// Post-training int8 quantization (needs calibration data).
+    Int8,
+}
+
+impl Quant {
+    /// The name `--quant` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quant::F32 => "f32",
+            Quant::Fp16 => "fp16",
+            Quant::Int8 => "int8",
+        }
+    }
+
+    /// The precision a profile gets when `--quant` is not given.
+    pub fn default_for(profile: &mote_targets::profile::Profile) -> Quant {
+        match profile.weights {
+            mote_targets::profile::WeightPrecision::F32 => Quant::F32,
+            mote_targets::profile::WeightPrecision::F16 => Quant::Fp16,
+        }
+    }
 }
 
 /// Options for [`convert`].
@@ -36,6 +72,9 @@ pub struct Options {
     pub input_shapes: Vec<(String, Vec<usize>)>,
     /// Fuse chains of element-wise steps into `Elementwise` programs (with `optimize`).
     pub fuse_elementwise: bool,
+    /// Weight precision; `None` takes the target profile's default (fp16 for `rpi5` and
+    /// `jetson-orin`, f32 elsewhere).
+    pub quant: Option<Quant>,
 }
 
 impl Default for Options {
@@ -45,6 +84,7 @@ impl Default for Options {
             optimize: true,
             input_shapes: vec![],
             fuse_elementwise: true,
+            quant: None,
         }
     }
 }
@@ -109,6 +149,12 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
             names.join(", ")
         )
     })?;
+    let quant = opts.quant.unwrap_or_else(|| Quant::default_for(profile));
+    if quant == Quant::Int8 {
+        anyhow::bail!(
+            "--quant int8 is not built yet in this converter; use --quant f32 or --quant fp16"
+        );
+    }
     let proto = onnx::load_proto(path)?;
     let onnx_nodes = proto.graph.as_ref().map(|g| g.node.len()).unwrap_or(0);
     let dir = path
@@ -126,12 +172,27 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
         plan::assign_in_place(&mut g);
     }
     let layout = pack::pack_weights(&mut g, profile.layout)?;
+    let fp16 = match quant {
+        Quant::Fp16 => {
+            let r = fp16::weights_to_fp16(&mut g)?;
+            log::info!(
+                "fp16: {} weights converted ({} bytes saved), {} kept f32 (range or precision)",
+                r.converted,
+                r.bytes_saved,
+                r.kept_f32
+            );
+            Some(r)
+        }
+        _ => None,
+    };
     let plan = plan::plan(&g);
     let bytes = write::write(&g, &plan, layout)?;
     Ok(Converted {
         steps: g.steps.len(),
         bytes,
         onnx_nodes,
+        quant,
+        fp16,
     })
 }
 
