@@ -77,12 +77,20 @@ impl<const N: usize> Default for Bcast<N> {
 impl<const N: usize> Bcast<N> {
     /// The first `rank` dims.
     pub fn dims(&self) -> &[usize] {
-        &self.dims[..self.rank]
+        head(&self.dims, self.rank)
     }
     /// The first `rank` strides of operand `i`.
     pub fn strides(&self, i: usize) -> &[usize] {
-        &self.strides[i][..self.rank]
+        head(&self.strides[i], self.rank)
     }
+}
+
+/// The first `n` elements of a fixed-size geometry array. Decoding bounds every rank by the
+/// array length (`ParamReader::rank`); the `min` only lets the compiler see it, so running a
+/// step has no slice-index panic path (the firmware image links none for these).
+#[inline]
+pub(crate) fn head<T, const N: usize>(a: &[T; N], n: usize) -> &[T] {
+    &a[..n.min(N)]
 }
 
 /// Geometry of a batched matrix product `out[b] = act(alpha · A[b] · B[b] + bias)`.

@@ -152,6 +152,11 @@ pub fn conv2d_f32(
     act: Activation,
     out: &mut [f32],
 ) {
+    if g.groups == 0 {
+        // Refused by `Op::validate` ("conv groups must divide the channel counts"); returning
+        // here keeps the group divisions below free of a panic path.
+        return;
+    }
     if let (true, ConvWeights::Plain(w)) = (conv_is_direct(g), weight) {
         let dw = conv_is_depthwise(g);
         let done = match isa.kind() {
