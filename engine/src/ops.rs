@@ -927,14 +927,14 @@ impl Op {
                     batch_rank: br,
                     ..Default::default()
                 };
-                for i in 0..br {
-                    g.batch[i] = r.usize()?;
+                for x in g.batch.iter_mut().take(br) {
+                    *x = r.usize()?;
                 }
-                for i in 0..br {
-                    g.a_bs[i] = r.usize()?;
+                for x in g.a_bs.iter_mut().take(br) {
+                    *x = r.usize()?;
                 }
-                for i in 0..br {
-                    g.b_bs[i] = r.usize()?;
+                for x in g.b_bs.iter_mut().take(br) {
+                    *x = r.usize()?;
                 }
                 g.m = r.usize()?;
                 g.n = r.usize()?;
