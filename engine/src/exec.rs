@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::{DType, Storage, DATA_ALIGN};
 use crate::model::{Model, TensorInfo};
 
-use crate::ops::Op;
+use crate::ops::{head, Op};
 use crate::view::{cast, cast_mut, ArenaSplit, Elem, Region};
 use mote_targets::generic as k;
 use mote_targets::kernels as kd;
@@ -420,7 +420,7 @@ pub fn eval(
                     a,
                     bc.strides(0),
                     &[1u8],
-                    &[0; 8][..bc.rank],
+                    head(&[0; 8], bc.rank),
                     out,
                 );
             } else {
@@ -531,7 +531,7 @@ pub fn eval(
             rank,
             dims,
             mask,
-        } => kd::reduce_f32(ctx.isa, op, &dims[..rank], mask, f(0)?, cast_mut(out)?),
+        } => kd::reduce_f32(ctx.isa, op, head(&dims, rank), mask, f(0)?, cast_mut(out)?),
         #[cfg(feature = "op-reduce")]
         Op::ArgMax {
             outer,
@@ -555,15 +555,15 @@ pub fn eval(
         } => {
             let idx = cast::<i64>(b(1)?)?;
             let d = b(0)?;
-            let (dd, id) = (&data_dims[..rank], &idx_dims[..rank]);
+            let (dd, id) = (head(&data_dims, rank), head(&idx_dims, rank));
             by_size!(out_dtype.size(), T => k::gather::gather_elements::<T>(dd, id, axis, cast(d)?, idx, cast_mut(out)?)?)
         }
         Op::Copy(c) => {
             let s = b(0)?;
             let (dims, ss, ds) = (
-                &c.dims[..c.rank],
-                &c.src_strides[..c.rank],
-                &c.dst_strides[..c.rank],
+                head(&c.dims, c.rank),
+                head(&c.src_strides, c.rank),
+                head(&c.dst_strides, c.rank),
             );
             by_size!(out_dtype.size(), T => k::copy::copy_strided::<T>(dims, cast(s)?, c.src_off, ss, cast_mut(out)?, c.dst_off, ds))
         }
@@ -577,7 +577,11 @@ pub fn eval(
             value,
         } => {
             let x = b(0)?;
-            let (id, od, bg) = (&in_dims[..rank], &out_dims[..rank], &begin[..rank]);
+            let (id, od, bg) = (
+                head(&in_dims, rank),
+                head(&out_dims, rank),
+                head(&begin, rank),
+            );
             by_size!(out_dtype.size(), T => k::pad::pad::<T>(mode, id, od, bg, value as T, cast(x)?, cast_mut(out)?))
         }
         #[cfg(feature = "op-pool")]
@@ -749,11 +753,12 @@ fn matmul<TA: kd::MatElem, TB: kd::MatElem>(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    let batch: usize = g.batch[..g.batch_rank].iter().product();
+    let batch: usize = crate::ops::head(&g.batch, g.batch_rank).iter().product();
     let mut idx = [0usize; 6];
+    let batch_rank = g.batch_rank.min(idx.len()); // decoding bounds it (see `head`)
     for bi in 0..batch {
         let (mut ao, mut bo) = (0usize, 0usize);
-        for d in 0..g.batch_rank {
+        for d in 0..batch_rank {
             ao += idx[d] * g.a_bs[d];
             bo += idx[d] * g.b_bs[d];
         }
@@ -781,7 +786,7 @@ fn matmul<TA: kd::MatElem, TB: kd::MatElem>(
             bi * g.m * g.n,
             g.n,
         );
-        for d in (0..g.batch_rank).rev() {
+        for d in (0..batch_rank).rev() {
             idx[d] += 1;
             if idx[d] < g.batch[d] {
                 break;

@@ -82,12 +82,20 @@ impl<const N: usize> Default for Bcast<N> {
 impl<const N: usize> Bcast<N> {
     /// The first `rank` dims.
     pub fn dims(&self) -> &[usize] {
-        &self.dims[..self.rank]
+        head(&self.dims, self.rank)
     }
     /// The first `rank` strides of operand `i`.
     pub fn strides(&self, i: usize) -> &[usize] {
-        &self.strides[i][..self.rank]
+        head(&self.strides[i], self.rank)
     }
+}
+
+/// The first `n` elements of a fixed-size geometry array. Decoding bounds every rank by the
+/// array length (`ParamReader::rank`); the `min` only lets the compiler see it, so running a
+/// step has no slice-index panic path (the firmware image links none for these).
+#[inline]
+pub(crate) fn head<T, const N: usize>(a: &[T; N], n: usize) -> &[T] {
+    &a[..n.min(N)]
 }
 
 /// Geometry of a batched matrix product `out[b] = act(alpha · A[b] · B[b] + bias)`.
@@ -1088,14 +1096,14 @@ impl Op {
                     batch_rank: br,
                     ..Default::default()
                 };
-                for i in 0..br {
-                    g.batch[i] = r.usize()?;
+                for x in g.batch.iter_mut().take(br) {
+                    *x = r.usize()?;
                 }
-                for i in 0..br {
-                    g.a_bs[i] = r.usize()?;
+                for x in g.a_bs.iter_mut().take(br) {
+                    *x = r.usize()?;
                 }
-                for i in 0..br {
-                    g.b_bs[i] = r.usize()?;
+                for x in g.b_bs.iter_mut().take(br) {
+                    *x = r.usize()?;
                 }
                 g.m = r.usize()?;
                 g.n = r.usize()?;

@@ -259,6 +259,11 @@ pub fn conv2d_f32(
     act: Activation,
     out: &mut [f32],
 ) {
+    if g.groups == 0 {
+        // Refused by `Op::validate` ("conv groups must divide the channel counts"); returning
+        // here keeps the group divisions below free of a panic path.
+        return;
+    }
     if let (true, ConvWeights::PlainF16(w)) = (conv_is_direct(g), weight) {
         if conv_direct_f16_fits(g) {
             return conv_direct_f16(isa, g, input, w, bias, act, out);
