@@ -753,7 +753,7 @@ fn matmul<TA: kd::MatElem, TB: kd::MatElem>(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    let batch: usize = crate::ops::head(&g.batch, g.batch_rank).iter().product();
+    let batch: usize = head(&g.batch, g.batch_rank).iter().product();
     let mut idx = [0usize; 6];
     let batch_rank = g.batch_rank.min(idx.len()); // decoding bounds it (see `head`)
     for bi in 0..batch {
