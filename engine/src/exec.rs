@@ -206,9 +206,18 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             let mut ins: [Option<(DType, &[u8])>; 4] = [None; 4];
             let mut in_place = false;
+            let mut scratch_at = None;
             for (k, (slot, id)) in ins.iter_mut().zip(step.inputs).enumerate() {
                 if let Some(id) = id {
                     let t = model.tensor(id)?;
+                    if step.op.scratch_slot() == Some(k) {
+                        // Written by the kernel: viewed exclusively below, never shared.
+                        scratch_at = Some(Region {
+                            offset: t.offset,
+                            len: t.byte_len,
+                        });
+                        continue;
+                    }
                     if k == 0
                         && t.storage == Storage::Arena
                         && t.offset == out_t.offset
@@ -243,7 +252,13 @@ impl<'m, 'a> Session<'m, 'a> {
                 })
             }
             .ok_or(err("output outside the arena"))?;
-            let r = if in_place {
+            let r = if let Some(at) = scratch_at {
+                // SAFETY: validation proved the scratch region overlaps neither the output nor
+                // any other operand of this step, and no other view of it is alive.
+                let scratch =
+                    unsafe { split.output(at) }.ok_or(err("scratch outside the arena"))?;
+                eval_scratch(self.ctx, &step.op, &ins, scratch, out)
+            } else if in_place {
                 eval_in_place(self.ctx, &step.op, &ins, out)
             } else {
                 #[cfg(feature = "std")]
@@ -586,6 +601,10 @@ pub fn eval(
         }
         #[cfg(feature = "op-pool")]
         Op::Pool2d { kind, g } => k::pool::pool2d_f32(kind, &g, f(0)?, cast_mut(out)?),
+        #[cfg(feature = "op-int8")]
+        Op::Quantize { .. } | Op::Dequantize { .. } | Op::QConv2d { .. } | Op::QMatMul { .. } => {
+            crate::qexec::eval_q8(ctx, op, ins, &mut [], out)?
+        }
         // Ops whose cargo feature is off; `Model::from_bytes` refuses them before any run.
         #[allow(unreachable_patterns)]
         _ => {
@@ -597,6 +616,28 @@ pub fn eval(
         }
     }
     Ok(())
+}
+
+/// [`eval`] for an op with a scratch operand ([`Op::scratch_slot`]): `scratch` is that
+/// operand's bytes, exclusively borrowed (`ins` leaves its slot empty).
+pub fn eval_scratch(
+    ctx: Ctx,
+    op: &Op,
+    ins: &[Option<(DType, &[u8])>; 4],
+    scratch: &mut [u8],
+    out: &mut [u8],
+) -> core::result::Result<(), StepError> {
+    match *op {
+        #[cfg(feature = "op-int8")]
+        Op::QConv2d { .. } | Op::QMatMul { .. } => {
+            crate::qexec::eval_q8(ctx, op, ins, scratch, out)
+        }
+        _ => Err(StepError::Other(Error::OpNotBuilt {
+            step: 0,
+            op: op.name(),
+            feature: op.feature().map_or("", |f| f.0),
+        })),
+    }
 }
 
 /// Evaluates an op whose output is also its operand 0 (`ins[0]` is ignored). Only for ops with

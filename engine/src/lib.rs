@@ -17,6 +17,8 @@ pub mod ops;
 mod par;
 #[cfg(feature = "std")]
 pub mod pool;
+#[cfg(feature = "op-int8")]
+mod qexec;
 #[cfg(feature = "std")]
 pub mod std_io;
 pub mod view;

@@ -357,6 +357,32 @@ impl<'a> Model<'a> {
                     *slot = Some(t.operand());
                 }
             }
+            // An int8 layer's scratch is written while its other operands are read: it must be
+            // arena memory that no other operand of the step touches.
+            if let Some(k) = s.op.scratch_slot() {
+                if let Some(id) = s.inputs[k] {
+                    let t = self
+                        .tensor(id)
+                        .map_err(|_| err("input tensor id out of range"))?;
+                    if t.storage != Storage::Arena {
+                        return Err(err("scratch must live in the arena"));
+                    }
+                    for (j, other) in s.inputs.iter().enumerate() {
+                        let Some(o) = other.filter(|_| j != k) else {
+                            continue;
+                        };
+                        let o = self
+                            .tensor(o)
+                            .map_err(|_| err("input tensor id out of range"))?;
+                        if o.storage == Storage::Arena
+                            && o.offset < t.offset + t.byte_len
+                            && t.offset < o.offset + o.byte_len
+                        {
+                            return Err(err("scratch overlaps another operand in the arena"));
+                        }
+                    }
+                }
+            }
             s.op.validate(self.header.layout, &ops, &out.operand())
                 .map_err(err)?;
         }

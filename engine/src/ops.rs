@@ -56,6 +56,78 @@ pub mod code {
     pub const LAYER_NORM_AXIS: u16 = 20;
     /// [`super::Op::Elementwise`] (format 1.1). Ids 21-24 are reserved for the int8 ops.
     pub const ELEMENTWISE: u16 = 25;
+    /// [`super::Op::Quantize`] (int8, feature `op-int8`).
+    pub const QUANTIZE: u16 = 21;
+    /// [`super::Op::Dequantize`] (int8, feature `op-int8`).
+    pub const DEQUANTIZE: u16 = 22;
+    /// [`super::Op::QConv2d`] (int8, feature `op-int8`).
+    pub const QCONV2D: u16 = 23;
+    /// [`super::Op::QMatMul`] (int8, feature `op-int8`).
+    pub const QMATMUL: u16 = 24;
+}
+
+/// What an int8 layer ([`Op::QConv2d`], [`Op::QMatMul`]) writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QOut {
+    /// `u8` requantized with per-channel fixed-point multipliers to the output zero point,
+    /// clamped to `[lo, hi]` (a fused ReLU or clip).
+    U8 {
+        /// Output zero point.
+        zp: u8,
+        /// Lowest output value.
+        lo: u8,
+        /// Highest output value.
+        hi: u8,
+    },
+    /// `f32`: the accumulator times a per-channel scale (`qgemm_f32out`), for layers whose
+    /// consumer is f32.
+    F32,
+}
+
+/// The quantization words shared by the int8 layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QParams {
+    /// Zero point of the `u8` input.
+    pub x_zp: u8,
+    /// Output form.
+    pub out: QOut,
+}
+
+impl QParams {
+    /// Bytes of the requantization blob per output channel: `i32` bias, `i32` multiplier and
+    /// `i8` shift for a `u8` output; `i32` bias and `f32` scale for an `f32` output.
+    pub fn rq_bytes_per_channel(&self) -> usize {
+        match self.out {
+            QOut::U8 { .. } => 9,
+            QOut::F32 => 8,
+        }
+    }
+    /// The output dtype.
+    pub fn out_dtype(&self) -> DType {
+        match self.out {
+            QOut::U8 { .. } => DType::U8,
+            QOut::F32 => DType::F32,
+        }
+    }
+}
+
+/// Whether an int8 convolution is depthwise (`groups == c_in == c_out > 1`): it then runs
+/// `qdwconv2d` over plain `[c, kh × kw]` weights instead of per-group GEMMs.
+pub fn q_depthwise(g: &Conv2dGeom) -> bool {
+    g.groups > 1 && g.groups == g.c_in && g.groups == g.c_out
+}
+
+/// Whether an int8 dense convolution reads its input directly as the GEMM operand (1×1,
+/// stride 1, no padding): no im2col.
+pub fn q_direct(g: &Conv2dGeom) -> bool {
+    g.kh == 1
+        && g.kw == 1
+        && g.stride_h == 1
+        && g.stride_w == 1
+        && g.pad_top == 0
+        && g.pad_left == 0
+        && g.h_in == g.h_out
+        && g.w_in == g.w_out
 }
 
 /// Output dims plus per-operand element strides (0 = broadcast) for element-wise ops.
@@ -345,6 +417,44 @@ pub enum Op {
         /// The program.
         prog: Program,
     },
+    /// in: x f32 -> u8, `q = clamp(round_half_even(x / scale) + zp, 0, 255)`.
+    Quantize {
+        /// Scale (positive, finite).
+        scale: f32,
+        /// Zero point.
+        zp: u8,
+    },
+    /// in: x u8 -> f32, `(q - zp) × scale`.
+    Dequantize {
+        /// Scale (positive, finite).
+        scale: f32,
+        /// Zero point.
+        zp: u8,
+    },
+    /// in: x u8 `[n,c_in,h,w]`, packed i8 weights, requant blob (i8 bytes), scratch? (u8,
+    /// arena) -> u8 or f32 `[n,c_out,h_out,w_out]`.
+    QConv2d {
+        /// Geometry.
+        g: Conv2dGeom,
+        /// Quantization.
+        q: QParams,
+    },
+    /// in: x u8 (row `r`, column `c` at `r × a_rs + c × a_cs`), packed i8 weights `[n, k]`,
+    /// requant blob, scratch? -> u8 or f32 `[p, n]`: `y[r, j] = Σ_c x[r, c] × W[c, j]`.
+    QMatMul {
+        /// Rows of x and of the output.
+        p: usize,
+        /// Output channels.
+        n: usize,
+        /// Reduction length.
+        k: usize,
+        /// x row stride.
+        a_rs: usize,
+        /// x column stride.
+        a_cs: usize,
+        /// Quantization.
+        q: QParams,
+    },
 }
 
 /// Reads parameter words from the params section.
@@ -403,6 +513,9 @@ impl<'a> ParamReader<'a> {
     fn f32(&mut self) -> core::result::Result<f32, &'static str> {
         Ok(f32::from_bits(self.word()?))
     }
+    fn u8(&mut self) -> core::result::Result<u8, &'static str> {
+        u8::try_from(self.word()?).map_err(|_| "zero point or bound above 255")
+    }
     fn bool(&mut self) -> core::result::Result<bool, &'static str> {
         match self.word()? {
             0 => Ok(false),
@@ -436,6 +549,78 @@ impl<'a> ParamReader<'a> {
             return Err("parameter list is too long");
         }
         Ok(())
+    }
+}
+
+fn conv_geom_decode(r: &mut ParamReader<'_>) -> core::result::Result<Conv2dGeom, &'static str> {
+    let mut v = [0usize; 16];
+    for x in v.iter_mut() {
+        *x = r.usize()?;
+    }
+    Ok(Conv2dGeom {
+        n: v[0],
+        c_in: v[1],
+        h_in: v[2],
+        w_in: v[3],
+        c_out: v[4],
+        h_out: v[5],
+        w_out: v[6],
+        kh: v[7],
+        kw: v[8],
+        stride_h: v[9],
+        stride_w: v[10],
+        dil_h: v[11],
+        dil_w: v[12],
+        pad_top: v[13],
+        pad_left: v[14],
+        groups: v[15],
+    })
+}
+
+fn q_scale(r: &mut ParamReader<'_>) -> core::result::Result<f32, &'static str> {
+    let s = r.f32()?;
+    if !(s.is_finite() && s > 0.0) {
+        return Err("quantization scale must be positive and finite");
+    }
+    Ok(s)
+}
+
+fn qparams_decode(r: &mut ParamReader<'_>) -> core::result::Result<QParams, &'static str> {
+    let x_zp = r.u8()?;
+    let kind = r.word()?;
+    let (zp, lo, hi) = (r.u8()?, r.u8()?, r.u8()?);
+    let out = match kind {
+        0 => {
+            if lo > hi {
+                return Err("int8 output bounds are inverted (lo > hi)");
+            }
+            QOut::U8 { zp, lo, hi }
+        }
+        1 => {
+            if (zp, lo, hi) != (0, 0, 0) {
+                return Err("an f32-output int8 layer has non-zero u8 output words");
+            }
+            QOut::F32
+        }
+        _ => return Err(BAD_ENUM),
+    };
+    Ok(QParams { x_zp, out })
+}
+
+fn qparams_encode(q: &QParams, w: &mut dyn FnMut(u32)) {
+    w(q.x_zp as u32);
+    match q.out {
+        QOut::U8 { zp, lo, hi } => {
+            w(0);
+            w(zp as u32);
+            w(lo as u32);
+            w(hi as u32);
+        }
+        QOut::F32 => {
+            for x in [1, 0, 0, 0] {
+                w(x);
+            }
+        }
     }
 }
 
@@ -823,6 +1008,49 @@ impl Op {
             Op::Pad { .. } => code::PAD,
             Op::Pool2d { .. } => code::POOL2D,
             Op::Elementwise { .. } => code::ELEMENTWISE,
+            Op::Quantize { .. } => code::QUANTIZE,
+            Op::Dequantize { .. } => code::DEQUANTIZE,
+            Op::QConv2d { .. } => code::QCONV2D,
+            Op::QMatMul { .. } => code::QMATMUL,
+        }
+    }
+
+    /// The operand slot that is the step's scratch (an arena tensor the kernel may overwrite,
+    /// planned by the converter so a run allocates nothing), if the op has one.
+    pub fn scratch_slot(&self) -> Option<usize> {
+        match self {
+            Op::QConv2d { .. } | Op::QMatMul { .. } => Some(3),
+            _ => None,
+        }
+    }
+
+    /// Bytes of scratch the int8 layers need (`None` for other ops, or when the geometry is
+    /// too large to compute it; validation refuses those).
+    pub fn q_scratch_len(&self) -> Option<usize> {
+        let gemm = |k: usize, n: usize| -> Option<usize> {
+            if k > mote_targets::q8::MAX_QK {
+                return None;
+            }
+            // Keep the kernel crate's formula (which may grow) far from overflow.
+            mote_targets::q8::qgemm_k4(k)
+                .checked_mul(n)?
+                .checked_mul(16)?;
+            Some(mote_targets::q8::qgemm_scratch_len(k, n))
+        };
+        match *self {
+            Op::QConv2d { g, .. } => {
+                if q_depthwise(&g) {
+                    return Some(0);
+                }
+                let k = (g.c_in / g.groups.max(1))
+                    .checked_mul(g.kh)?
+                    .checked_mul(g.kw)?;
+                let n = g.h_out.checked_mul(g.w_out)?;
+                let col = if q_direct(&g) { 0 } else { k.checked_mul(n)? };
+                col.checked_add(gemm(k, n)?)
+            }
+            Op::QMatMul { p, k, .. } => gemm(k, p),
+            _ => None,
         }
     }
 
@@ -870,6 +1098,10 @@ impl Op {
             }
             Op::Pad { .. } => ("op-pad", cfg!(feature = "op-pad")),
             Op::Pool2d { .. } => ("op-pool", cfg!(feature = "op-pool")),
+            Op::Quantize { .. }
+            | Op::Dequantize { .. }
+            | Op::QConv2d { .. }
+            | Op::QMatMul { .. } => ("op-int8", cfg!(feature = "op-int8")),
             Op::Copy(_) => return None,
         };
         Some(f)
@@ -902,6 +1134,11 @@ impl Op {
             Op::Pad { .. } => "Pad",
             Op::Pool2d { .. } => "Pool2d",
             Op::Elementwise { .. } => "Elementwise",
+            Op::Quantize { .. } => "Quantize",
+            Op::Dequantize { .. } => "Dequantize",
+            Op::QConv2d { g, .. } if q_depthwise(g) => "QDepthwiseConv2d",
+            Op::QConv2d { .. } => "QConv2d",
+            Op::QMatMul { .. } => "QMatMul",
         }
     }
 
@@ -1056,40 +1293,61 @@ impl Op {
                 );
             }
             Op::Elementwise { bc, prog } => program_encode(bc, prog, w),
+            Op::Quantize { scale, zp } | Op::Dequantize { scale, zp } => {
+                w(scale.to_bits());
+                w(*zp as u32);
+            }
+            Op::QConv2d { g, q } => {
+                words_usize(
+                    w,
+                    &[
+                        g.n, g.c_in, g.h_in, g.w_in, g.c_out, g.h_out, g.w_out, g.kh, g.kw,
+                        g.stride_h, g.stride_w, g.dil_h, g.dil_w, g.pad_top, g.pad_left, g.groups,
+                    ],
+                );
+                qparams_encode(q, w);
+            }
+            Op::QMatMul {
+                p,
+                n,
+                k,
+                a_rs,
+                a_cs,
+                q,
+            } => {
+                words_usize(w, &[*p, *n, *k, *a_rs, *a_cs]);
+                qparams_encode(q, w);
+            }
         }
     }
 
     /// Decodes an op from its id and parameter words.
     pub fn decode(op: u16, r: &mut ParamReader<'_>) -> core::result::Result<Op, &'static str> {
         let o = match op {
-            code::CONV2D => {
-                let mut v = [0usize; 16];
-                for x in v.iter_mut() {
-                    *x = r.usize()?;
-                }
-                let g = Conv2dGeom {
-                    n: v[0],
-                    c_in: v[1],
-                    h_in: v[2],
-                    w_in: v[3],
-                    c_out: v[4],
-                    h_out: v[5],
-                    w_out: v[6],
-                    kh: v[7],
-                    kw: v[8],
-                    stride_h: v[9],
-                    stride_w: v[10],
-                    dil_h: v[11],
-                    dil_w: v[12],
-                    pad_top: v[13],
-                    pad_left: v[14],
-                    groups: v[15],
-                };
-                Op::Conv2d {
-                    g,
-                    act: act_decode(r)?,
-                }
-            }
+            code::CONV2D => Op::Conv2d {
+                g: conv_geom_decode(r)?,
+                act: act_decode(r)?,
+            },
+            code::QUANTIZE => Op::Quantize {
+                scale: q_scale(r)?,
+                zp: r.u8()?,
+            },
+            code::DEQUANTIZE => Op::Dequantize {
+                scale: q_scale(r)?,
+                zp: r.u8()?,
+            },
+            code::QCONV2D => Op::QConv2d {
+                g: conv_geom_decode(r)?,
+                q: qparams_decode(r)?,
+            },
+            code::QMATMUL => Op::QMatMul {
+                p: r.usize()?,
+                n: r.usize()?,
+                k: r.usize()?,
+                a_rs: r.usize()?,
+                a_cs: r.usize()?,
+                q: qparams_decode(r)?,
+            },
             code::MATMUL => {
                 let br = r.rank(6)?;
                 let mut g = MatMulGeom {
@@ -1644,6 +1902,90 @@ impl Op {
                 f32_or_bool(*out)?;
                 bcast_check(&bc, &opnds[..n], *out)?;
             }
+            Op::Quantize { .. } => {
+                no_more(1)?;
+                let x = f32_of(need(0)?)?;
+                expect_elems(u8_of(*out)?, x.elems)?;
+            }
+            Op::Dequantize { .. } => {
+                no_more(1)?;
+                let x = u8_of(need(0)?)?;
+                expect_elems(f32_of(*out)?, x.elems)?;
+            }
+            Op::QConv2d { g, q } => {
+                let x = u8_of(need(0)?)?;
+                let wt = i8_of(need(1)?)?;
+                let rq = i8_of(need(2)?)?;
+                if out.dtype != q.out_dtype() {
+                    return Err("int8 layer output dtype differs from its output kind");
+                }
+                if g.groups == 0 || g.c_in % g.groups != 0 || g.c_out % g.groups != 0 {
+                    return Err("conv groups must divide the channel counts");
+                }
+                if g.kh == 0
+                    || g.kw == 0
+                    || g.stride_h == 0
+                    || g.stride_w == 0
+                    || g.dil_h == 0
+                    || g.dil_w == 0
+                {
+                    return Err("conv kernel, stride and dilation must be positive");
+                }
+                window_fits(g.h_out, g.stride_h, g.kh, g.dil_h)?;
+                window_fits(g.w_out, g.stride_w, g.kw, g.dil_w)?;
+                expect_elems(x, prod(&[g.n, g.c_in, g.h_in, g.w_in])?)?;
+                expect_elems(*out, prod(&[g.n, g.c_out, g.h_out, g.w_out])?)?;
+                let k = prod(&[g.c_in / g.groups, g.kh, g.kw])?;
+                if k > mote_targets::q8::MAX_QK {
+                    return Err("int8 reduction longer than MAX_QK");
+                }
+                if q_depthwise(&g) {
+                    if q.out == QOut::F32 {
+                        return Err("a depthwise int8 conv has no f32 output form");
+                    }
+                    expect_elems(wt, prod(&[g.c_out, k])?)?;
+                } else {
+                    let m = g.c_out / g.groups;
+                    let panel = add(mul(mote_targets::q8::qgemm_k4(k), 8)?, 32)?;
+                    let len = prod(&[g.groups, m.div_ceil(mote_targets::q8::QGEMM_MR), panel])?;
+                    debug_assert_eq!(len, g.groups * mote_targets::q8::qgemm_packed_len(m, k));
+                    expect_elems(wt, len)?;
+                }
+                expect_elems(rq, mul(g.c_out, q.rq_bytes_per_channel())?)?;
+                scratch_check(self, ins[3])?;
+            }
+            Op::QMatMul {
+                p,
+                n,
+                k,
+                a_rs,
+                a_cs,
+                q,
+            } => {
+                let x = u8_of(need(0)?)?;
+                let wt = i8_of(need(1)?)?;
+                let rq = i8_of(need(2)?)?;
+                if out.dtype != q.out_dtype() {
+                    return Err("int8 layer output dtype differs from its output kind");
+                }
+                if k > mote_targets::q8::MAX_QK {
+                    return Err("int8 reduction longer than MAX_QK");
+                }
+                expect_elems(*out, prod(&[p, n])?)?;
+                if out.elems > 0 && k > 1 && a_cs == 0 {
+                    return Err("matmul contraction stride is zero");
+                }
+                if p > 0 && k > 0 {
+                    let am = add(mul(p - 1, a_rs)?, mul(k - 1, a_cs)?)?;
+                    if am >= x.elems {
+                        return Err("matmul reaches past the end of A");
+                    }
+                }
+                let panel = add(mul(mote_targets::q8::qgemm_k4(k), 8)?, 32)?;
+                expect_elems(wt, mul(n.div_ceil(mote_targets::q8::QGEMM_MR), panel)?)?;
+                expect_elems(rq, mul(n, q.rq_bytes_per_channel())?)?;
+                scratch_check(self, ins[3])?;
+            }
         }
         Ok(())
     }
@@ -1673,6 +2015,42 @@ fn weight_of(t: Operand) -> core::result::Result<Operand, &'static str> {
         Ok(t)
     } else {
         Err("operand must be float32 or float16")
+    }
+}
+
+fn u8_of(t: Operand) -> core::result::Result<Operand, &'static str> {
+    if t.dtype == DType::U8 {
+        Ok(t)
+    } else {
+        Err("operand must be uint8")
+    }
+}
+
+fn i8_of(t: Operand) -> core::result::Result<Operand, &'static str> {
+    if t.dtype == DType::I8 {
+        Ok(t)
+    } else {
+        Err("operand must be int8")
+    }
+}
+
+/// The scratch operand of an int8 layer: `u8`, at least as large as the kernels need (absent
+/// when they need none). That it lives in the arena and overlaps nothing else of the step is
+/// checked with the other storage rules (`Model::from_bytes`).
+fn scratch_check(op: &Op, s: Option<Operand>) -> core::result::Result<(), &'static str> {
+    let need = op
+        .q_scratch_len()
+        .ok_or("int8 layer geometry is too large")?;
+    match s {
+        None if need == 0 => Ok(()),
+        None => Err("int8 layer scratch operand is missing"),
+        Some(s) => {
+            u8_of(s)?;
+            if s.elems < need {
+                return Err("int8 layer scratch is smaller than its kernels need");
+            }
+            Ok(())
+        }
     }
 }
 
