@@ -22,6 +22,7 @@ use super::ir::{Data, Graph, TId};
 use anyhow::Result;
 use mote::ops::Op;
 use mote::DType;
+use mote_targets::program::Instr;
 use std::collections::{HashMap, HashSet};
 
 /// What the pass changed.
@@ -87,7 +88,17 @@ pub fn weights_to_fp16(g: &mut Graph) -> Result<Fp16Report> {
     let mut keep = vec![false; g.steps.len()];
     for i in (0..g.steps.len()).rev() {
         let s = &g.steps[i];
-        let discrete = matches!(s.op, Op::ArgMax { .. } | Op::Compare { .. });
+        // Comparisons fused into an element-wise program decide just the same.
+        let discrete = match &s.op {
+            Op::ArgMax { .. } | Op::Compare { .. } => true,
+            Op::Elementwise { prog, .. } => prog.instrs().iter().any(|i| {
+                matches!(
+                    i,
+                    Instr::Compare { .. } | Instr::NonZero { .. } | Instr::Logic { .. }
+                )
+            }),
+            _ => false,
+        };
         if discrete || feeds_discrete.contains(&g.root(s.output)) {
             keep[i] = true;
             for t in s.inputs.iter().flatten() {
