@@ -7,7 +7,7 @@
 //!   Constant weights are stored in this layout by the converter ([`pack_a_panels`]); anything
 //!   else is packed into a stack buffer once per tile row and chunk. fp16 panels
 //!   ([`ASource::PanelsF16`]) are widened into that buffer chunk by chunk with the kernel
-//!   set's conversion ([`MicroKernel::cvt_f16`]).
+//!   set's conversion (`MicroKernel::cvt_f16`).
 //! - B is read row by row, `b[p * ldb + j]`, straight from the tensor when its rows are
 //!   contiguous and in bounds, otherwise from a tile packed by its `BSource` (fp16 B rows are
 //!   always packed, widened on the way).
