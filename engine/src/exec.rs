@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::{DType, Storage, DATA_ALIGN};
 use crate::model::{Model, TensorInfo};
 
-use crate::ops::Op;
+use crate::ops::{head, Op};
 use crate::view::{cast, cast_mut, ArenaSplit, Elem, Region};
 use mote_targets::generic as k;
 use mote_targets::kernels as kd;
@@ -382,56 +382,25 @@ pub fn eval(
     match *op {
         #[cfg(feature = "op-conv")]
         Op::Conv2d { g, act } => {
-            let w = if crate::ops::conv_packed(ctx.layout, &g) {
-                kd::ConvWeights::Panels(f(1)?)
-            } else {
-                kd::ConvWeights::Plain(f(1)?)
-            };
+            let (dt, wb) = ins[1].ok_or_else(missing)?;
+            let w = conv_weights(crate::ops::conv_packed(ctx.layout, &g), dt, wb)?;
             kd::conv2d_f32(ctx.isa, &g, f(0)?, w, of(2)?, act, cast_mut(out)?)
         }
         #[cfg(feature = "op-matmul")]
         Op::MatMul(g) => {
-            let (a, bm, bias) = (f(0)?, f(1)?, of(2)?);
-            let out = cast_mut::<f32>(out)?;
-            let batch: usize = g.batch[..g.batch_rank].iter().product();
-            let mut idx = [0usize; 6];
-            for bi in 0..batch {
-                let (mut ao, mut bo) = (0usize, 0usize);
-                for d in 0..g.batch_rank {
-                    ao += idx[d] * g.a_bs[d];
-                    bo += idx[d] * g.b_bs[d];
+            let (a, bm) = (ins[0].ok_or_else(missing)?, ins[1].ok_or_else(missing)?);
+            let (bias, out) = (of(2)?, cast_mut::<f32>(out)?);
+            match (a.0, bm.0) {
+                (DType::F16, DType::F16) => {
+                    matmul(ctx, &g, cast::<u16>(a.1)?, cast::<u16>(bm.1)?, bias, out)
                 }
-                kd::gemm_f32(
-                    ctx.isa,
-                    g.m,
-                    g.n,
-                    g.k,
-                    g.alpha,
-                    k::gemm::MatRef {
-                        data: a,
-                        offset: ao,
-                        rs: g.a_rs,
-                        cs: g.a_cs,
-                    },
-                    k::gemm::MatRef {
-                        data: bm,
-                        offset: bo,
-                        rs: g.b_rs,
-                        cs: g.b_cs,
-                    },
-                    bias,
-                    g.act,
-                    out,
-                    bi * g.m * g.n,
-                    g.n,
-                );
-                for d in (0..g.batch_rank).rev() {
-                    idx[d] += 1;
-                    if idx[d] < g.batch[d] {
-                        break;
-                    }
-                    idx[d] = 0;
+                (DType::F16, _) => {
+                    matmul(ctx, &g, cast::<u16>(a.1)?, cast::<f32>(bm.1)?, bias, out)
                 }
+                (_, DType::F16) => {
+                    matmul(ctx, &g, cast::<f32>(a.1)?, cast::<u16>(bm.1)?, bias, out)
+                }
+                _ => matmul(ctx, &g, cast::<f32>(a.1)?, cast::<f32>(bm.1)?, bias, out),
             }
         }
         #[cfg(feature = "op-elementwise")]
@@ -466,7 +435,7 @@ pub fn eval(
                     a,
                     bc.strides(0),
                     &[1u8],
-                    &[0; 8][..bc.rank],
+                    head(&[0; 8], bc.rank),
                     out,
                 );
             } else {
@@ -483,6 +452,36 @@ pub fn eval(
         Op::Unary { op } => kd::unary_f32(ctx.isa, op, f(0)?, cast_mut(out)?),
         #[cfg(feature = "op-elementwise")]
         Op::Cast => cast_elems(ins[0].ok_or_else(missing)?, out_dtype, out)?,
+        #[cfg(feature = "op-elementwise")]
+        Op::Elementwise { bc, prog } => {
+            use mote_targets::program::{ProgramIn, ProgramOut};
+            let mut pins = [ProgramIn::F32(&[]); mote_targets::program::PROGRAM_OPERANDS];
+            for (j, p) in pins.iter_mut().enumerate().take(prog.n_in) {
+                let (dt, x) = ins[j].ok_or_else(missing)?;
+                *p = match dt {
+                    DType::Bool => ProgramIn::Bool(x),
+                    _ => ProgramIn::F32(cast(x)?),
+                };
+            }
+            let o = match out_dtype {
+                DType::Bool => ProgramOut::Bool(out),
+                _ => ProgramOut::F32(cast_mut(out)?),
+            };
+            mote_targets::program::program_f32(
+                ctx.isa,
+                &prog,
+                bc.dims(),
+                &pins[..prog.n_in],
+                &bc.strides[..prog.n_in],
+                o,
+            )
+            .map_err(|e| {
+                StepError::Other(Error::BadStep {
+                    index: 0,
+                    reason: e.0,
+                })
+            })?
+        }
         #[cfg(feature = "op-norm")]
         Op::Softmax {
             outer,
@@ -547,7 +546,7 @@ pub fn eval(
             rank,
             dims,
             mask,
-        } => kd::reduce_f32(ctx.isa, op, &dims[..rank], mask, f(0)?, cast_mut(out)?),
+        } => kd::reduce_f32(ctx.isa, op, head(&dims, rank), mask, f(0)?, cast_mut(out)?),
         #[cfg(feature = "op-reduce")]
         Op::ArgMax {
             outer,
@@ -571,15 +570,15 @@ pub fn eval(
         } => {
             let idx = cast::<i64>(b(1)?)?;
             let d = b(0)?;
-            let (dd, id) = (&data_dims[..rank], &idx_dims[..rank]);
+            let (dd, id) = (head(&data_dims, rank), head(&idx_dims, rank));
             by_size!(out_dtype.size(), T => k::gather::gather_elements::<T>(dd, id, axis, cast(d)?, idx, cast_mut(out)?)?)
         }
         Op::Copy(c) => {
             let s = b(0)?;
             let (dims, ss, ds) = (
-                &c.dims[..c.rank],
-                &c.src_strides[..c.rank],
-                &c.dst_strides[..c.rank],
+                head(&c.dims, c.rank),
+                head(&c.src_strides, c.rank),
+                head(&c.dst_strides, c.rank),
             );
             by_size!(out_dtype.size(), T => k::copy::copy_strided::<T>(dims, cast(s)?, c.src_off, ss, cast_mut(out)?, c.dst_off, ds))
         }
@@ -593,7 +592,11 @@ pub fn eval(
             value,
         } => {
             let x = b(0)?;
-            let (id, od, bg) = (&in_dims[..rank], &out_dims[..rank], &begin[..rank]);
+            let (id, od, bg) = (
+                head(&in_dims, rank),
+                head(&out_dims, rank),
+                head(&begin, rank),
+            );
             by_size!(out_dtype.size(), T => k::pad::pad::<T>(mode, id, od, bg, value as T, cast(x)?, cast_mut(out)?))
         }
         #[cfg(feature = "op-pool")]
@@ -764,4 +767,72 @@ fn cast_elems(src: (DType, &[u8]), to: DType, out: &mut [u8]) -> Result<()> {
         DType::F16 => return Err(unsupported),
     }
     Ok(())
+}
+
+/// A convolution's weight operand as the kernels take it: float32 or float16 (validated),
+/// plain or panel-packed by the file's layout.
+pub(crate) fn conv_weights(
+    packed: bool,
+    dtype: DType,
+    bytes: &[u8],
+) -> core::result::Result<kd::ConvWeights<'_>, Error> {
+    Ok(match (packed, dtype) {
+        (false, DType::F16) => kd::ConvWeights::PlainF16(cast(bytes)?),
+        (true, DType::F16) => kd::ConvWeights::PanelsF16(cast(bytes)?),
+        (false, _) => kd::ConvWeights::Plain(cast(bytes)?),
+        (true, _) => kd::ConvWeights::Panels(cast(bytes)?),
+    })
+}
+
+/// Every batch item of a MatMul (operands f32 or binary16 bits, validated).
+#[cfg(feature = "op-matmul")]
+fn matmul<TA: kd::MatElem, TB: kd::MatElem>(
+    ctx: Ctx,
+    g: &crate::ops::MatMulGeom,
+    a: &[TA],
+    bm: &[TB],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let batch: usize = head(&g.batch, g.batch_rank).iter().product();
+    let mut idx = [0usize; 6];
+    let batch_rank = g.batch_rank.min(idx.len()); // decoding bounds it (see `head`)
+    for bi in 0..batch {
+        let (mut ao, mut bo) = (0usize, 0usize);
+        for d in 0..batch_rank {
+            ao += idx[d] * g.a_bs[d];
+            bo += idx[d] * g.b_bs[d];
+        }
+        kd::gemm_f32(
+            ctx.isa,
+            g.m,
+            g.n,
+            g.k,
+            g.alpha,
+            k::gemm::MatRef {
+                data: a,
+                offset: ao,
+                rs: g.a_rs,
+                cs: g.a_cs,
+            },
+            k::gemm::MatRef {
+                data: bm,
+                offset: bo,
+                rs: g.b_rs,
+                cs: g.b_cs,
+            },
+            bias,
+            g.act,
+            out,
+            bi * g.m * g.n,
+            g.n,
+        );
+        for d in (0..batch_rank).rev() {
+            idx[d] += 1;
+            if idx[d] < g.batch[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
 }

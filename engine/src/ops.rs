@@ -5,6 +5,9 @@
 
 use crate::error::Error;
 use crate::format::{caps, le_u32, DType, MAX_RANK};
+use mote_targets::program::{
+    Instr, LogicOp, Program, PROGRAM_MAX_INSTRS, PROGRAM_OPERANDS, PROGRAM_REG0, PROGRAM_REGS,
+};
 use mote_targets::{
     Activation, BinaryOp, CompareOp, Conv2dGeom, PadMode, Pool2dGeom, PoolKind, ReduceOp, UnaryOp,
 };
@@ -51,6 +54,8 @@ pub mod code {
     pub const POOL2D: u16 = 19;
     /// [`super::Op::LayerNormAxis`] (format 1.1).
     pub const LAYER_NORM_AXIS: u16 = 20;
+    /// [`super::Op::Elementwise`] (format 1.1). Ids 21-24 are reserved for the int8 ops.
+    pub const ELEMENTWISE: u16 = 25;
     /// [`super::Op::Quantize`] (int8, feature `op-int8`).
     pub const QUANTIZE: u16 = 21;
     /// [`super::Op::Dequantize`] (int8, feature `op-int8`).
@@ -149,12 +154,20 @@ impl<const N: usize> Default for Bcast<N> {
 impl<const N: usize> Bcast<N> {
     /// The first `rank` dims.
     pub fn dims(&self) -> &[usize] {
-        &self.dims[..self.rank]
+        head(&self.dims, self.rank)
     }
     /// The first `rank` strides of operand `i`.
     pub fn strides(&self, i: usize) -> &[usize] {
-        &self.strides[i][..self.rank]
+        head(&self.strides[i], self.rank)
     }
+}
+
+/// The first `n` elements of a fixed-size geometry array. Decoding bounds every rank by the
+/// array length (`ParamReader::rank`); the `min` only lets the compiler see it, so running a
+/// step has no slice-index panic path (the firmware image links none for these).
+#[inline]
+pub(crate) fn head<T, const N: usize>(a: &[T; N], n: usize) -> &[T] {
+    &a[..n.min(N)]
 }
 
 /// Geometry of a batched matrix product `out[b] = act(alpha · A[b] · B[b] + bias)`.
@@ -227,6 +240,9 @@ pub struct CopyGeom {
 }
 
 /// One executable step. Operand order is listed per variant; `?` marks an optional operand.
+// `Elementwise` holds its whole program (about 850 bytes, three times the next variant): the
+// core has no allocator to box it, and a step is decoded once per run onto the stack.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
     /// in: x `[n,c_in,h,w]` f32, weight `[c_out,c_in/g,kh,kw]` f32, bias? `[c_out]`.
@@ -392,6 +408,14 @@ pub enum Op {
         kind: PoolKind,
         /// Geometry.
         g: Pool2dGeom,
+    },
+    /// in: `prog.n_in` operands (f32 or bool) -> f32 or bool: a chain of element-wise
+    /// instructions run in blocks (see `mote_targets::program`).
+    Elementwise {
+        /// Output dims and the strides of the first `prog.n_in` operands.
+        bc: Bcast<PROGRAM_OPERANDS>,
+        /// The program.
+        prog: Program,
     },
     /// in: x f32 -> u8, `q = clamp(round_half_even(x / scale) + zp, 0, 255)`.
     Quantize {
@@ -799,6 +823,155 @@ fn bcast_encode<const N: usize>(b: &Bcast<N>, w: &mut dyn FnMut(u32)) {
     }
 }
 
+mod prog_code {
+    pub const CONST: u32 = 0;
+    pub const UNARY: u32 = 1;
+    pub const BINARY: u32 = 2;
+    pub const COMPARE: u32 = 3;
+    pub const LOGIC: u32 = 4;
+    pub const WHERE: u32 = 5;
+    pub const NONZERO: u32 = 6;
+}
+
+fn logic_id(l: LogicOp) -> u32 {
+    match l {
+        LogicOp::And => 0,
+        LogicOp::Or => 1,
+        LogicOp::Xor => 2,
+        LogicOp::Not => 3,
+    }
+}
+
+fn program_encode(bc: &Bcast<PROGRAM_OPERANDS>, prog: &Program, w: &mut dyn FnMut(u32)) {
+    w(prog.n_in as u32);
+    w(bc.rank as u32);
+    words_usize(w, bc.dims());
+    for j in 0..prog.n_in.min(PROGRAM_OPERANDS) {
+        words_usize(w, bc.strides(j));
+    }
+    w(prog.len as u32);
+    for ins in prog.instrs() {
+        match *ins {
+            Instr::Const { dst, value } => {
+                w(prog_code::CONST);
+                w(dst as u32);
+                w(value.to_bits());
+            }
+            Instr::Unary { dst, a, op } => {
+                w(prog_code::UNARY);
+                w(dst as u32);
+                w(a as u32);
+                unary_encode(op, w);
+            }
+            Instr::Binary { dst, a, b, op } => {
+                w(prog_code::BINARY);
+                words_usize(w, &[dst as usize, a as usize, b as usize]);
+                w(binary_id(op));
+            }
+            Instr::Compare { dst, a, b, op } => {
+                w(prog_code::COMPARE);
+                words_usize(w, &[dst as usize, a as usize, b as usize]);
+                w(compare_id(op));
+            }
+            Instr::Logic { dst, a, b, op } => {
+                w(prog_code::LOGIC);
+                words_usize(w, &[dst as usize, a as usize, b as usize]);
+                w(logic_id(op));
+            }
+            Instr::Where { dst, cond, a, b } => {
+                w(prog_code::WHERE);
+                words_usize(w, &[dst as usize, cond as usize, a as usize, b as usize]);
+            }
+            Instr::NonZero { dst, a } => {
+                w(prog_code::NONZERO);
+                words_usize(w, &[dst as usize, a as usize]);
+            }
+        }
+    }
+}
+
+fn slot(r: &mut ParamReader<'_>) -> core::result::Result<u8, &'static str> {
+    let s = r.word()?;
+    if s >= (PROGRAM_REG0 as u32) + PROGRAM_REGS as u32 {
+        return Err("element-wise program slot out of range");
+    }
+    Ok(s as u8)
+}
+
+fn program_decode(r: &mut ParamReader<'_>) -> core::result::Result<Op, &'static str> {
+    let n_in = r.usize()?;
+    if n_in == 0 || n_in > PROGRAM_OPERANDS {
+        return Err("element-wise program operand count out of range");
+    }
+    let mut bc = Bcast::<PROGRAM_OPERANDS> {
+        rank: r.rank(MAX_RANK)?,
+        ..Default::default()
+    };
+    bc.dims = r.dims(bc.rank)?;
+    for j in 0..n_in {
+        bc.strides[j] = r.dims(bc.rank)?;
+    }
+    let len = r.usize()?;
+    if len == 0 || len > PROGRAM_MAX_INSTRS {
+        return Err("element-wise program length out of range");
+    }
+    let mut prog = Program {
+        n_in,
+        len,
+        ..Default::default()
+    };
+    for ins in prog.instrs.iter_mut().take(len) {
+        *ins = match r.word()? {
+            prog_code::CONST => Instr::Const {
+                dst: slot(r)?,
+                value: r.f32()?,
+            },
+            prog_code::UNARY => Instr::Unary {
+                dst: slot(r)?,
+                a: slot(r)?,
+                op: unary_decode(r)?,
+            },
+            prog_code::BINARY => Instr::Binary {
+                dst: slot(r)?,
+                a: slot(r)?,
+                b: slot(r)?,
+                op: binary_from(r.word()?)?,
+            },
+            prog_code::COMPARE => Instr::Compare {
+                dst: slot(r)?,
+                a: slot(r)?,
+                b: slot(r)?,
+                op: compare_from(r.word()?)?,
+            },
+            prog_code::LOGIC => Instr::Logic {
+                dst: slot(r)?,
+                a: slot(r)?,
+                b: slot(r)?,
+                op: match r.word()? {
+                    0 => LogicOp::And,
+                    1 => LogicOp::Or,
+                    2 => LogicOp::Xor,
+                    3 => LogicOp::Not,
+                    _ => return Err(BAD_ENUM),
+                },
+            },
+            prog_code::WHERE => Instr::Where {
+                dst: slot(r)?,
+                cond: slot(r)?,
+                a: slot(r)?,
+                b: slot(r)?,
+            },
+            prog_code::NONZERO => Instr::NonZero {
+                dst: slot(r)?,
+                a: slot(r)?,
+            },
+            _ => return Err(BAD_ENUM),
+        };
+    }
+    prog.check()?;
+    Ok(Op::Elementwise { bc, prog })
+}
+
 /// Whether a convolution's weight is panel-packed in a file of `layout`.
 pub fn conv_packed(layout: u32, g: &Conv2dGeom) -> bool {
     layout == mote_targets::profile::LAYOUT_PANEL6 && mote_targets::kernels::conv_uses_panels(g)
@@ -834,6 +1007,7 @@ impl Op {
             Op::Copy(_) => code::COPY,
             Op::Pad { .. } => code::PAD,
             Op::Pool2d { .. } => code::POOL2D,
+            Op::Elementwise { .. } => code::ELEMENTWISE,
             Op::Quantize { .. } => code::QUANTIZE,
             Op::Dequantize { .. } => code::DEQUANTIZE,
             Op::QConv2d { .. } => code::QCONV2D,
@@ -911,7 +1085,8 @@ impl Op {
             | Op::Logic { .. }
             | Op::Where { .. }
             | Op::Unary { .. }
-            | Op::Cast => ("op-elementwise", cfg!(feature = "op-elementwise")),
+            | Op::Cast
+            | Op::Elementwise { .. } => ("op-elementwise", cfg!(feature = "op-elementwise")),
             Op::Softmax { .. }
             | Op::LayerNorm { .. }
             | Op::LayerNormAxis { .. }
@@ -958,6 +1133,7 @@ impl Op {
             Op::Copy(_) => "Copy",
             Op::Pad { .. } => "Pad",
             Op::Pool2d { .. } => "Pool2d",
+            Op::Elementwise { .. } => "Elementwise",
             Op::Quantize { .. } => "Quantize",
             Op::Dequantize { .. } => "Dequantize",
             Op::QConv2d { g, .. } if q_depthwise(g) => "QDepthwiseConv2d",
@@ -1116,6 +1292,7 @@ impl Op {
                     ],
                 );
             }
+            Op::Elementwise { bc, prog } => program_encode(bc, prog, w),
             Op::Quantize { scale, zp } | Op::Dequantize { scale, zp } => {
                 w(scale.to_bits());
                 w(*zp as u32);
@@ -1177,14 +1354,14 @@ impl Op {
                     batch_rank: br,
                     ..Default::default()
                 };
-                for i in 0..br {
-                    g.batch[i] = r.usize()?;
+                for x in g.batch.iter_mut().take(br) {
+                    *x = r.usize()?;
                 }
-                for i in 0..br {
-                    g.a_bs[i] = r.usize()?;
+                for x in g.a_bs.iter_mut().take(br) {
+                    *x = r.usize()?;
                 }
-                for i in 0..br {
-                    g.b_bs[i] = r.usize()?;
+                for x in g.b_bs.iter_mut().take(br) {
+                    *x = r.usize()?;
                 }
                 g.m = r.usize()?;
                 g.n = r.usize()?;
@@ -1362,6 +1539,7 @@ impl Op {
                 };
                 Op::Pool2d { kind, g }
             }
+            code::ELEMENTWISE => program_decode(r)?,
             _ => return Err("unknown op id"),
         };
         r.finish()?;
@@ -1398,7 +1576,7 @@ impl Op {
             Op::Conv2d { g, act: _ } => {
                 no_more(3)?;
                 let x = f32_of(need(0)?)?;
-                let wt = f32_of(need(1)?)?;
+                let wt = weight_of(need(1)?)?;
                 f32_of(*out)?;
                 if g.groups == 0 || g.c_in % g.groups != 0 || g.c_out % g.groups != 0 {
                     return Err("conv groups must divide the channel counts");
@@ -1439,8 +1617,8 @@ impl Op {
             }
             Op::MatMul(g) => {
                 no_more(3)?;
-                let a = f32_of(need(0)?)?;
-                let b = f32_of(need(1)?)?;
+                let a = weight_of(need(0)?)?;
+                let b = weight_of(need(1)?)?;
                 f32_of(*out)?;
                 let mut a_max = 0usize;
                 let mut b_max = 0usize;
@@ -1710,6 +1888,20 @@ impl Op {
                     return Err("pool window work exceeds the cap");
                 }
             }
+            Op::Elementwise { bc, prog } => {
+                prog.check()?;
+                let n = prog.n_in;
+                no_more(n)?;
+                let mut opnds = [Operand {
+                    dtype: DType::F32,
+                    elems: 0,
+                }; PROGRAM_OPERANDS];
+                for (j, o) in opnds.iter_mut().enumerate().take(n) {
+                    *o = f32_or_bool(need(j)?)?;
+                }
+                f32_or_bool(*out)?;
+                bcast_check(&bc, &opnds[..n], *out)?;
+            }
             Op::Quantize { .. } => {
                 no_more(1)?;
                 let x = f32_of(need(0)?)?;
@@ -1806,6 +1998,24 @@ pub struct Operand {
     pub dtype: DType,
     /// Element count.
     pub elems: usize,
+}
+
+fn f32_or_bool(t: Operand) -> core::result::Result<Operand, &'static str> {
+    if t.dtype == DType::F32 || t.dtype == DType::Bool {
+        Ok(t)
+    } else {
+        Err("operand must be float32 or bool")
+    }
+}
+
+/// A matrix operand of Conv2d (the weight) or MatMul (either side): float32, or float16
+/// values that the kernels widen to float32 as they load them.
+fn weight_of(t: Operand) -> core::result::Result<Operand, &'static str> {
+    if t.dtype == DType::F32 || t.dtype == DType::F16 {
+        Ok(t)
+    } else {
+        Err("operand must be float32 or float16")
+    }
 }
 
 fn u8_of(t: Operand) -> core::result::Result<Operand, &'static str> {

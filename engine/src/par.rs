@@ -84,6 +84,11 @@ fn piece(units: usize, pieces: usize, i: usize) -> (usize, usize) {
     (units * i / pieces, units * (i + 1) / pieces)
 }
 
+/// `x` as binary16 bits.
+fn h(x: &[u8]) -> Option<&[u16]> {
+    cast::<u16>(x).ok()
+}
+
 /// Runs `op` split over `pool` if it is worth it; `None` leaves the whole step to the caller
 /// (which then computes it serially, overwriting anything written here).
 /// Operands must have passed [`Op::validate`].
@@ -106,15 +111,19 @@ pub(crate) fn eval_parallel(
     };
     match *op {
         Op::Conv2d { g, act } => {
-            let w = f(1)?;
-            let w = if conv_packed(ctx.layout, &g) {
-                kd::ConvWeights::Panels(w)
-            } else {
-                kd::ConvWeights::Plain(w)
-            };
+            let (dt, wb) = ins[1]?;
+            let w = crate::exec::conv_weights(conv_packed(ctx.layout, &g), dt, wb).ok()?;
             conv(pool, ctx, &g, f(0)?, w, of(2)?, act, cast_mut(out).ok()?)
         }
-        Op::MatMul(g) => matmul(pool, ctx, &g, f(0)?, f(1)?, of(2)?, cast_mut(out).ok()?),
+        Op::MatMul(g) => {
+            let (a, bm, bias, out) = (ins[0]?, ins[1]?, of(2)?, cast_mut(out).ok()?);
+            match (a.0, bm.0) {
+                (DType::F16, DType::F16) => matmul(pool, ctx, &g, h(a.1)?, h(bm.1)?, bias, out),
+                (DType::F16, _) => matmul(pool, ctx, &g, h(a.1)?, f(1)?, bias, out),
+                (_, DType::F16) => matmul(pool, ctx, &g, f(0)?, h(bm.1)?, bias, out),
+                _ => matmul(pool, ctx, &g, f(0)?, f(1)?, bias, out),
+            }
+        }
         _ => None,
     }
 }
@@ -200,13 +209,15 @@ fn conv(
             };
             let x0 = (p.b * g.c_in + p.u0 * cig) * in_plane;
             let x = input.get(x0..x0 + ng * cig * in_plane);
+            let (plain, panels) = (
+                p.u0 * cog * k..p.u1 * cog * k,
+                p.u0 * per_group_panels..p.u1 * per_group_panels,
+            );
             let wsub = match w {
-                kd::ConvWeights::Plain(w) => w
-                    .get(p.u0 * cog * k..p.u1 * cog * k)
-                    .map(kd::ConvWeights::Plain),
-                kd::ConvWeights::Panels(w) => w
-                    .get(p.u0 * per_group_panels..p.u1 * per_group_panels)
-                    .map(kd::ConvWeights::Panels),
+                kd::ConvWeights::Plain(w) => w.get(plain).map(kd::ConvWeights::Plain),
+                kd::ConvWeights::PlainF16(w) => w.get(plain).map(kd::ConvWeights::PlainF16),
+                kd::ConvWeights::Panels(w) => w.get(panels).map(kd::ConvWeights::Panels),
+                kd::ConvWeights::PanelsF16(w) => w.get(panels).map(kd::ConvWeights::PanelsF16),
             };
             (sub, x, wsub, bias.map(|v| v.get(c0..c1)))
         } else {
@@ -218,13 +229,13 @@ fn conv(
             };
             let x0 = p.b * g.c_in * in_plane;
             let x = input.get(x0..x0 + g.c_in * in_plane);
+            let s = p.u0 * MR * k;
+            let (plain, panels) = (c0 * k..c1 * k, s..s + panels_len(rows, k));
             let wsub = match w {
-                kd::ConvWeights::Plain(w) => w.get(c0 * k..c1 * k).map(kd::ConvWeights::Plain),
-                kd::ConvWeights::Panels(w) => {
-                    let s = p.u0 * MR * k;
-                    w.get(s..s + panels_len(rows, k))
-                        .map(kd::ConvWeights::Panels)
-                }
+                kd::ConvWeights::Plain(w) => w.get(plain).map(kd::ConvWeights::Plain),
+                kd::ConvWeights::PlainF16(w) => w.get(plain).map(kd::ConvWeights::PlainF16),
+                kd::ConvWeights::Panels(w) => w.get(panels).map(kd::ConvWeights::Panels),
+                kd::ConvWeights::PanelsF16(w) => w.get(panels).map(kd::ConvWeights::PanelsF16),
             };
             (sub, x, wsub, bias.map(|v| v.get(c0..c1)))
         };
@@ -256,12 +267,12 @@ fn batch_offsets(g: &MatMulGeom, mut bi: usize) -> (usize, usize) {
     (ao, bo)
 }
 
-fn matmul(
+fn matmul<TA: kd::MatElem, TB: kd::MatElem>(
     pool: &ThreadPool,
     ctx: Ctx,
     g: &MatMulGeom,
-    a: &[f32],
-    bm: &[f32],
+    a: &[TA],
+    bm: &[TB],
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Option<()> {

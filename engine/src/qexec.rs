@@ -11,74 +11,11 @@ use crate::view::{cast, cast_mut};
 use mote_targets::q8::{qgemm_packed_len, QMat, QOut as Dst, Requant};
 use mote_targets::Conv2dGeom;
 
-/// The one place the runtime calls the int8 kernels from. Today these are the scalar
-/// references of `mote_targets::q8`; the dispatching versions in `mote_targets::kernels` take
-/// the same arguments after `isa` and return the same bits, so swapping them in is this module
-/// alone.
+/// The one place the runtime calls the int8 kernels from: the dispatching versions, which run
+/// the kernel set's SIMD code (VNNI, AVX2, NEON dot-product or widening) and return exactly the
+/// bits of the `mote_targets::q8` references.
 mod kern {
-    use mote_targets::q8 as r;
-    use mote_targets::q8::{QMat, QOut, Requant};
-    use mote_targets::{Conv2dGeom, Isa};
-
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    pub fn qgemm(
-        _isa: Isa,
-        m: usize,
-        n: usize,
-        k: usize,
-        packed: &[i8],
-        x: QMat<'_>,
-        x_zp: u8,
-        rq: &Requant<'_>,
-        out: &mut [u8],
-        dst: QOut,
-        scratch: &mut [u8],
-    ) {
-        r::qgemm(m, n, k, packed, x, x_zp, rq, out, dst, scratch)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    pub fn qgemm_f32out(
-        _isa: Isa,
-        m: usize,
-        n: usize,
-        k: usize,
-        packed: &[i8],
-        x: QMat<'_>,
-        x_zp: u8,
-        bias: &[i32],
-        scale: &[f32],
-        out: &mut [f32],
-        dst: QOut,
-        scratch: &mut [u8],
-    ) {
-        r::qgemm_f32out(m, n, k, packed, x, x_zp, bias, scale, out, dst, scratch)
-    }
-
-    #[inline(always)]
-    pub fn qdwconv2d(
-        _isa: Isa,
-        g: &Conv2dGeom,
-        x: &[u8],
-        x_zp: u8,
-        w: &[i8],
-        rq: &Requant<'_>,
-        out: &mut [u8],
-    ) {
-        r::qdwconv2d(g, x, x_zp, w, rq, out)
-    }
-
-    #[inline(always)]
-    pub fn quantize_u8(_isa: Isa, x: &[f32], scale: f32, zp: u8, out: &mut [u8]) {
-        r::quantize_u8(x, scale, zp, out)
-    }
-
-    #[inline(always)]
-    pub fn dequantize_u8(_isa: Isa, q: &[u8], scale: f32, zp: u8, out: &mut [f32]) {
-        r::dequantize_u8(q, scale, zp, out)
-    }
+    pub use mote_targets::kernels::{dequantize_u8, qdwconv2d, qgemm, qgemm_f32out, quantize_u8};
 }
 
 fn bad(reason: &'static str) -> StepError {

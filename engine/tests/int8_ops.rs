@@ -437,7 +437,7 @@ fn int8_params_round_trip_and_bad_words_are_refused() {
         long.push(0);
         assert_eq!(decode(op.code(), &long), Err("parameter list is too long"));
     }
-    let bad = |op: u16, w: &[u32]| decode(op, w).err().expect("refused");
+    let bad = |op: u16, w: &[u32]| decode(op, w).expect_err("refused");
     for s in [0f32, -1.0, f32::NAN, f32::INFINITY] {
         assert_eq!(
             bad(code::QUANTIZE, &[s.to_bits(), 0]),

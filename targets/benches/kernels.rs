@@ -1,6 +1,7 @@
 //! Criterion benches of the dispatching kernels ([`mote_targets::kernels`]) at the shapes of the
 //! conformance fixtures, on every kernel set this CPU runs, with tract-linalg's f32 matrix
-//! multiply as the baseline for the GEMM shapes.
+//! multiply as the baseline for the GEMM shapes, and the int8 `qgemm` kernels next to the f32
+//! GEMM at the pointwise convolutions' shapes (`-- qgemm`).
 //!
 //! Run: `cargo bench -p mote-targets --features std --bench kernels` (add a filter such as
 //! `-- gemm/` to run a subset). Throughput is in GFLOP/s (a multiply-add counts 2). On Linux
@@ -545,9 +546,138 @@ fn bench_conv(c: &mut Criterion<Clock>) {
     group.finish();
 }
 
+/// int8 matrix products (`kernels::qgemm`, requantized u8 output) next to `gemm_f32` on the
+/// same `m × n × k` (the fixtures' pointwise convolutions: `m = c_out`, `n = h × w`,
+/// `k = c_in`), plus large squares for the fraction of the VNNI peak. Throughput counts a
+/// multiply-add as 2 operations for both.
+const QGEMMS: &[(&str, usize, usize, usize)] = &[
+    ("emov2", 240, 196, 80),
+    ("emov2", 80, 196, 240),
+    ("emov2", 64, 12544, 16),
+    ("emov2", 32, 784, 128),
+    ("emov2", 256, 49, 128),
+    ("spartan", 256, 196, 128),
+    ("spartan", 128, 3136, 32),
+    ("lmuformer", 1024, 128, 256),
+    ("lmuformer", 256, 128, 1024),
+    ("square", 512, 512, 512),
+    ("square", 1024, 1024, 1024),
+];
+
+fn bench_qgemm(c: &mut Criterion<Clock>) {
+    use mote_targets::kernels::{QgemmKernel, QgemmKind};
+    use mote_targets::q8;
+    let mut group = c.benchmark_group("qgemm");
+    configure(&mut group);
+    for &(what, m, n, k) in QGEMMS {
+        let id = format!("{what}_{m}x{n}x{k}");
+        let w: Vec<i8> = values(m * k, 5).iter().map(|v| (v * 127.0) as i8).collect();
+        let mut packed = vec![0i8; q8::qgemm_packed_len(m, k)];
+        q8::pack_qgemm_weights(&w, m, k, &mut packed);
+        let x: Vec<u8> = values(k * n, 6)
+            .iter()
+            .map(|v| ((v + 1.0) * 127.5) as u8)
+            .collect();
+        let bias = vec![1000i32; m];
+        let (mult, shift) = q8::quantize_multiplier(1.0 / (k as f64 * 64.0)).unwrap();
+        let (mult, shift) = (vec![mult; m], vec![shift; m]);
+        let rq = q8::Requant {
+            bias: &bias,
+            multiplier: &mult,
+            shift: &shift,
+            out_zp: 128,
+            lo: 0,
+            hi: 255,
+        };
+        let mut out = vec![0u8; m * n];
+        let mut scratch = vec![0u8; q8::qgemm_scratch_len(k, n)];
+        group.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        for isa in isas() {
+            for kind in QgemmKind::ALL {
+                let Some(kernel) = QgemmKernel::new(isa, kind) else {
+                    continue;
+                };
+                // The reference once (generic), each SIMD kernel under its best set.
+                if (kind == QgemmKind::Reference) != (isa.kind() == IsaKind::Generic)
+                    || (kind != QgemmKind::Reference && QgemmKernel::best(isa) != kernel)
+                {
+                    continue;
+                }
+                if kind == QgemmKind::Reference && m * n * k > 1 << 25 {
+                    continue;
+                }
+                let name = format!("{}-int8-{kind:?}", isa.name());
+                group.bench_function(BenchmarkId::new(&id, name), |bch| {
+                    bch.iter(|| {
+                        kernels::qgemm_with(
+                            kernel,
+                            m,
+                            n,
+                            k,
+                            &packed,
+                            q8::QMat {
+                                data: &x,
+                                offset: 0,
+                                rs: n,
+                                cs: 1,
+                            },
+                            3,
+                            &rq,
+                            black_box(&mut out),
+                            q8::QOut {
+                                offset: 0,
+                                rs: n,
+                                cs: 1,
+                            },
+                            &mut scratch,
+                        )
+                    })
+                });
+            }
+        }
+        // The f32 product of the same shape on the best set (A row-major, as conv weights).
+        let a = values(m * k, 1);
+        let b = values(k * n, 2);
+        let mut fout = vec![0f32; m * n];
+        let isa = Isa::best();
+        group.bench_function(
+            BenchmarkId::new(&id, format!("{}-f32", isa.name())),
+            |bch| {
+                bch.iter(|| {
+                    kernels::gemm_f32(
+                        isa,
+                        m,
+                        n,
+                        k,
+                        1.0,
+                        MatRef {
+                            data: &a,
+                            offset: 0,
+                            rs: k,
+                            cs: 1,
+                        },
+                        MatRef {
+                            data: &b,
+                            offset: 0,
+                            rs: n,
+                            cs: 1,
+                        },
+                        None,
+                        Activation::None,
+                        black_box(&mut fout),
+                        0,
+                        n,
+                    )
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(Clock::new());
-    targets = bench_gemm, bench_conv
+    targets = bench_gemm, bench_conv, bench_qgemm
 }
 criterion_main!(benches);

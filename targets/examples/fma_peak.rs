@@ -46,6 +46,30 @@ mod x86 {
         _mm512_reduce_add_ps(s)
     }
 
+    /// `iters` rounds of `N` independent `vpdpbusd` chains (16 lanes × 4 u8·s8 products each).
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F and AVX-512 VNNI.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn dpbusd512<const N: usize>(iters: u64) -> f32 {
+        let mut acc = [_mm512_setzero_si512(); N];
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = _mm512_set1_epi32(i as i32);
+        }
+        let x = _mm512_set1_epi32(black_box(0x0101_0101));
+        let y = _mm512_set1_epi32(black_box(0x0102_0304));
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = _mm512_dpbusd_epi32(*a, x, y);
+            }
+        }
+        let mut s = _mm512_setzero_si512();
+        for a in acc {
+            s = _mm512_add_epi32(s, a);
+        }
+        _mm512_reduce_add_epi32(s) as f32
+    }
+
     /// As [`fma512`] with 8-lane AVX2 vectors.
     ///
     /// # Safety
@@ -421,6 +445,19 @@ fn main() {
             // SAFETY: AVX-512F detected.
             let g = gflops(n_chains as f64 * 32.0, iters, 300, |n| unsafe { f(n) });
             report(&format!("avx512 vfmadd zmm, {n_chains} chains"), g);
+        }
+
+        if std::is_x86_feature_detected!("avx512vnni") {
+            // int8 peak: one vpdpbusd zmm is 64 multiply-adds (128 ops).
+            for (n_chains, f) in [(12, dpbusd512::<12> as Chains), (24, dpbusd512::<24>)] {
+                // SAFETY: AVX-512F and VNNI detected.
+                let g = gflops(n_chains as f64 * 128.0, iters, 300, |n| unsafe { f(n) });
+                println!(
+                    "{:<52} {g:6.1} GOP/s    {:5.1} OP/cycle",
+                    format!("avx512 vpdpbusd zmm, {n_chains} chains"),
+                    g * 1e9 / hz
+                );
+            }
         }
 
         // The micro-kernel's own ceiling: A (6 x 256) and B (256 x 64, 64 KiB) stay in

@@ -5,15 +5,19 @@
 //!
 //! - A is read from a *panel*: `MR` rows interleaved, `a[p * MR + i]` is row `i`, step `p`.
 //!   Constant weights are stored in this layout by the converter ([`pack_a_panels`]); anything
-//!   else is packed into a stack buffer once per tile row and chunk.
+//!   else is packed into a stack buffer once per tile row and chunk. fp16 panels
+//!   ([`ASource::PanelsF16`]) are widened into that buffer chunk by chunk with the kernel
+//!   set's conversion (`MicroKernel::cvt_f16`).
 //! - B is read row by row, `b[p * ldb + j]`, straight from the tensor when its rows are
-//!   contiguous and in bounds, otherwise from a tile packed by its `BSource`.
+//!   contiguous and in bounds, otherwise from a tile packed by its `BSource` (fp16 B rows are
+//!   always packed, widened on the way).
 //! - C is written with row stride `ldc`, only rows `< mr` and columns `< nr`.
 //!
 //! On the last chunk the kernel applies the epilogue in registers: `alpha`, a bias per row or
 //! per column, and the activation. `MR` is the same for every SIMD kernel set, so one packed
 //! weight layout ([`crate::profile::LAYOUT_PANEL6`]) serves all of them.
 
+use crate::fp16::{f16_to_f32, Real};
 use crate::Activation;
 
 /// Rows per A panel, shared by every SIMD micro-kernel.
@@ -70,6 +74,14 @@ pub(crate) trait MicroKernel {
         accumulate: bool,
         ep: Option<&Epilogue>,
     );
+
+    /// Widens `n` binary16 values at `src` to f32 at `dst` (bit-exact with
+    /// [`crate::fp16::f16_to_f32`]), with this kernel set's instructions.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instructions; `src` holds `n` readable values and `dst`
+    /// `n` writable ones.
+    unsafe fn cvt_f16(src: *const u16, dst: *mut f32, n: usize);
 }
 
 /// The A operand.
@@ -88,9 +100,22 @@ pub enum ASource<'a> {
     },
     /// Packed by [`pack_a_panels`] for the full `m x k` matrix.
     Panels(&'a [f32]),
+    /// As [`ASource::Strided`], binary16 values (bits).
+    StridedF16 {
+        /// Storage.
+        data: &'a [u16],
+        /// Offset of `(0, 0)`.
+        offset: usize,
+        /// Row stride.
+        rs: usize,
+        /// Column stride.
+        cs: usize,
+    },
+    /// As [`ASource::Panels`], binary16 values (bits).
+    PanelsF16(&'a [u16]),
 }
 
-impl ASource<'_> {
+impl<'a> ASource<'a> {
     /// `a(i, p)` (the reference reads A through this).
     #[inline]
     pub fn at(&self, k: usize, i: usize, p: usize) -> f32 {
@@ -102,6 +127,46 @@ impl ASource<'_> {
                 cs,
             } => data[offset + i * rs + p * cs],
             ASource::Panels(d) => d[(i / MR) * k * MR + p * MR + i % MR],
+            ASource::StridedF16 {
+                data,
+                offset,
+                rs,
+                cs,
+            } => f16_to_f32(data[offset + i * rs + p * cs]),
+            ASource::PanelsF16(d) => f16_to_f32(d[(i / MR) * k * MR + p * MR + i % MR]),
+        }
+    }
+
+    /// The strided source over `data` (f32 or binary16).
+    pub fn strided<T: ASourceElem>(data: &'a [T], offset: usize, rs: usize, cs: usize) -> Self {
+        T::strided(data, offset, rs, cs)
+    }
+}
+
+/// The element types an [`ASource`] holds.
+pub trait ASourceElem: Real {
+    /// [`ASource::Strided`] or [`ASource::StridedF16`].
+    fn strided(data: &[Self], offset: usize, rs: usize, cs: usize) -> ASource<'_>;
+}
+
+impl ASourceElem for f32 {
+    fn strided(data: &[f32], offset: usize, rs: usize, cs: usize) -> ASource<'_> {
+        ASource::Strided {
+            data,
+            offset,
+            rs,
+            cs,
+        }
+    }
+}
+
+impl ASourceElem for u16 {
+    fn strided(data: &[u16], offset: usize, rs: usize, cs: usize) -> ASource<'_> {
+        ASource::StridedF16 {
+            data,
+            offset,
+            rs,
+            cs,
         }
     }
 }
@@ -131,19 +196,60 @@ pub(crate) trait BSource {
     /// `j0 .. j0 + nr` can be read in place.
     fn direct(&self, pc: usize, kc: usize, j0: usize, nr: usize) -> Option<(*const f32, usize)>;
     /// Writes `b(pc + p, j0 + j)` to `dst[p * ld + j]` for `p < kc`, `j < nr`.
-    fn pack(&self, pc: usize, kc: usize, j0: usize, nr: usize, dst: &mut [f32], ld: usize);
+    ///
+    /// # Safety
+    /// The CPU supports `K`'s instructions (fp16 sources widen with [`MicroKernel::cvt_f16`]).
+    unsafe fn pack<K: MicroKernel>(
+        &self,
+        pc: usize,
+        kc: usize,
+        j0: usize,
+        nr: usize,
+        dst: &mut [f32],
+        ld: usize,
+    );
 }
 
-/// A strided B matrix.
+/// A strided B matrix of f32 or binary16 values.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct StridedB<'a> {
-    pub data: &'a [f32],
+pub(crate) struct StridedB<'a, T = f32> {
+    pub data: &'a [T],
     pub offset: usize,
     pub rs: usize,
     pub cs: usize,
 }
 
-impl BSource for StridedB<'_> {
+impl BSource for StridedB<'_, u16> {
+    fn direct(&self, _: usize, _: usize, _: usize, _: usize) -> Option<(*const f32, usize)> {
+        None
+    }
+    unsafe fn pack<K: MicroKernel>(
+        &self,
+        pc: usize,
+        kc: usize,
+        j0: usize,
+        nr: usize,
+        dst: &mut [f32],
+        ld: usize,
+    ) {
+        for p in 0..kc {
+            let row = self.offset + (pc + p) * self.rs + j0 * self.cs;
+            let out = &mut dst[p * ld..p * ld + nr];
+            if self.cs == 1 {
+                let src = &self.data[row..row + nr];
+                // SAFETY: `src` and `out` hold nr values (sliced above, so in bounds); the
+                // CPU supports K (caller's contract).
+                unsafe { K::cvt_f16(src.as_ptr(), out.as_mut_ptr(), nr) };
+            } else {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = f16_to_f32(self.data[row + j * self.cs]);
+                }
+            }
+        }
+    }
+}
+
+impl BSource for StridedB<'_, f32> {
     fn direct(&self, pc: usize, kc: usize, j0: usize, nr: usize) -> Option<(*const f32, usize)> {
         if self.cs != 1 || kc == 0 || nr == 0 {
             return None;
@@ -152,7 +258,15 @@ impl BSource for StridedB<'_> {
         let end = first + (kc - 1) * self.rs + nr;
         (end <= self.data.len()).then(|| (self.data[first..].as_ptr(), self.rs))
     }
-    fn pack(&self, pc: usize, kc: usize, j0: usize, nr: usize, dst: &mut [f32], ld: usize) {
+    unsafe fn pack<K: MicroKernel>(
+        &self,
+        pc: usize,
+        kc: usize,
+        j0: usize,
+        nr: usize,
+        dst: &mut [f32],
+        ld: usize,
+    ) {
         for p in 0..kc {
             let row = self.offset + (pc + p) * self.rs + j0 * self.cs;
             for j in 0..nr {
@@ -191,7 +305,15 @@ impl BSource for Im2col<'_> {
         let end = first + (kc - 1) * plane + nr;
         (end <= self.input.len()).then(|| (self.input[first..].as_ptr(), plane))
     }
-    fn pack(&self, pc: usize, kc: usize, j0: usize, nr: usize, dst: &mut [f32], ld: usize) {
+    unsafe fn pack<K: MicroKernel>(
+        &self,
+        pc: usize,
+        kc: usize,
+        j0: usize,
+        nr: usize,
+        dst: &mut [f32],
+        ld: usize,
+    ) {
         let g = self.g;
         let plane = g.h_in * g.w_in;
         let taps = g.kh * g.kw;
@@ -266,6 +388,7 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
     // The packing buffers live on the stack and are zeroed on entry: size them by need, since
     // many calls (grouped convs, batched attention) are small.
     let b_direct = b_in_place(b, n, k, K::NR);
+    // Only f32 panels are read in place; fp16 panels are widened into the A buffer.
     let a_packed = matches!(a, ASource::Panels(_));
     // SAFETY: the caller's contract, forwarded.
     unsafe {
@@ -290,6 +413,34 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
 /// a strided source are contiguous for all tiles or none).
 fn b_in_place(b: &impl BSource, n: usize, k: usize, nr: usize) -> bool {
     k == 0 || n == 0 || b.direct(0, KC.min(k), 0, nr.min(n)).is_some()
+}
+
+/// Packs steps `pc .. pc + kc` of A's tile row `t` (rows past `m` zero) into `abuf` as one
+/// panel; returns its start.
+#[inline(always)]
+fn pack_a_strided<T: Real, const AB: usize>(
+    m: usize,
+    t: usize,
+    pc: usize,
+    kc: usize,
+    abuf: &mut [f32; AB],
+    data: &[T],
+    (offset, rs, cs): (usize, usize, usize),
+) -> *const f32 {
+    let mr = MR.min(m - t * MR);
+    for i in 0..MR {
+        if i < mr {
+            let base = offset + (t * MR + i) * rs + pc * cs;
+            for p in 0..kc {
+                abuf[p * MR + i] = data[base + p * cs].to_f32();
+            }
+        } else {
+            for p in 0..kc {
+                abuf[p * MR + i] = 0.0;
+            }
+        }
+    }
+    abuf.as_ptr()
 }
 
 /// [`gemm`] with packing buffers of `AB` and `BB` floats (0 when the operand is read in
@@ -323,15 +474,29 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
         Bias::Col(v) if v.len() < n => return false,
         _ => {}
     }
+    let strided_fits = |len: usize, offset: usize, rs: usize, cs: usize| {
+        k == 0 || offset + (m - 1) * rs + (k - 1) * cs < len
+    };
     match a {
         ASource::Panels(d) if d.len() < panels_len(m, k) => return false,
+        ASource::PanelsF16(d) if d.len() < panels_len(m, k) => return false,
         ASource::Strided {
             data,
             offset,
             rs,
             cs,
-        } if k > 0 && offset + (m - 1) * rs + (k - 1) * cs >= data.len() => return false,
+        } if !strided_fits(data.len(), offset, rs, cs) => return false,
+        ASource::StridedF16 {
+            data,
+            offset,
+            rs,
+            cs,
+        } if !strided_fits(data.len(), offset, rs, cs) => return false,
         _ => {}
+    }
+    // The widened fp16 panels and every packed A go through the buffer.
+    if !matches!(a, ASource::Panels(_)) && AB < KC * MR {
+        return false;
     }
     let mut abuf = [0f32; AB];
     let mut bbuf = [0f32; BB];
@@ -344,27 +509,26 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
     let a_panel = |t: usize, pc: usize, kc: usize, abuf: &mut [f32; AB]| -> *const f32 {
         match a {
             ASource::Panels(d) => d[t * k * MR + pc * MR..].as_ptr(),
+            ASource::PanelsF16(d) => {
+                let src = &d[t * k * MR + pc * MR..][..kc * MR];
+                let dst = &mut abuf[..kc * MR];
+                // SAFETY: both hold kc * MR values (sliced above); the CPU supports K (the
+                // caller's contract).
+                unsafe { K::cvt_f16(src.as_ptr(), dst.as_mut_ptr(), kc * MR) };
+                abuf.as_ptr()
+            }
             ASource::Strided {
                 data,
                 offset,
                 rs,
                 cs,
-            } => {
-                let mr = MR.min(m - t * MR);
-                for i in 0..MR {
-                    if i < mr {
-                        let base = offset + (t * MR + i) * rs + pc * cs;
-                        for p in 0..kc {
-                            abuf[p * MR + i] = data[base + p * cs];
-                        }
-                    } else {
-                        for p in 0..kc {
-                            abuf[p * MR + i] = 0.0;
-                        }
-                    }
-                }
-                abuf.as_ptr()
-            }
+            } => pack_a_strided(m, t, pc, kc, abuf, data, (offset, rs, cs)),
+            ASource::StridedF16 {
+                data,
+                offset,
+                rs,
+                cs,
+            } => pack_a_strided(m, t, pc, kc, abuf, data, (offset, rs, cs)),
         }
     };
     let run_tile = |t: usize,
@@ -414,7 +578,7 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
         };
     };
     match a {
-        ASource::Panels(_) => {
+        ASource::Panels(_) | ASource::PanelsF16(_) => {
             // Weights pre-packed: B tiles outermost, each packed at most once.
             for j0 in (0..n).step_by(nr_k) {
                 let nr = nr_k.min(n - j0);
@@ -424,7 +588,8 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
                     let bsrc = match b.direct(pc, kc, j0, nr) {
                         Some(d) => d,
                         None if BB >= KC * NR_MAX => {
-                            b.pack(pc, kc, j0, nr, &mut bbuf, nr_k);
+                            // SAFETY: the CPU supports K (caller's contract).
+                            unsafe { b.pack::<K>(pc, kc, j0, nr, &mut bbuf, nr_k) };
                             (bbuf.as_ptr(), nr_k)
                         }
                         None => return false,
@@ -436,7 +601,7 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
                 }
             }
         }
-        ASource::Strided { .. }
+        ASource::Strided { .. } | ASource::StridedF16 { .. }
             if !b_in_place(b, n, k, nr_k) && n.div_ceil(nr_k) * m <= tiles_m * n =>
         {
             // B must be packed (a transposed operand) and packing it per tile row would cost
@@ -449,7 +614,8 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
                     if BB < KC * NR_MAX {
                         return false;
                     }
-                    b.pack(pc, kc, j0, nr, &mut bbuf, nr_k);
+                    // SAFETY: the CPU supports K (caller's contract).
+                    unsafe { b.pack::<K>(pc, kc, j0, nr, &mut bbuf, nr_k) };
                     let bsrc = (bbuf.as_ptr(), nr_k);
                     for t in 0..tiles_m {
                         let ap = a_panel(t, pc, kc, &mut abuf);
@@ -458,7 +624,7 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
                 }
             }
         }
-        ASource::Strided { .. } => {
+        ASource::Strided { .. } | ASource::StridedF16 { .. } => {
             // A packed once per tile row and chunk, reused across the row of tiles.
             for t in 0..tiles_m {
                 for c in 0..chunks {
@@ -470,7 +636,8 @@ unsafe fn gemm_impl<K: MicroKernel, const AB: usize, const BB: usize>(
                         let bsrc = match b.direct(pc, kc, j0, nr) {
                             Some(d) => d,
                             None if BB >= KC * NR_MAX => {
-                                b.pack(pc, kc, j0, nr, &mut bbuf, nr_k);
+                                // SAFETY: the CPU supports K (caller's contract).
+                                unsafe { b.pack::<K>(pc, kc, j0, nr, &mut bbuf, nr_k) };
                                 (bbuf.as_ptr(), nr_k)
                             }
                             None => return false,

@@ -10,7 +10,7 @@
 pub enum IsaKind {
     /// The portable scalar reference (always available).
     Generic,
-    /// x86-64 with AVX2 and FMA (`x86-64-v3`).
+    /// x86-64 with AVX2, FMA and F16C (`x86-64-v3`).
     Avx2,
     /// x86-64 with AVX-512F (plus AVX2 and FMA) (`x86-64-v4`).
     Avx512,
@@ -61,6 +61,9 @@ fn x86_features() -> (bool, bool) {
     let osxsave = l1.ecx & (1 << 27) != 0;
     let avx = l1.ecx & (1 << 28) != 0;
     let fma = l1.ecx & (1 << 12) != 0;
+    // F16C (fp16 weight conversion) is part of x86-64-v3 and present on every AVX2 CPU; the
+    // AVX2 set requires it so that its fp16 weight path needs no further check.
+    let f16c = l1.ecx & (1 << 29) != 0;
     if !(osxsave && avx) || max_leaf < 7 {
         return (false, false);
     }
@@ -69,9 +72,16 @@ fn x86_features() -> (bool, bool) {
     let l7 = __cpuid_count(7, 0);
     let ymm_saved = xcr0 & 0x6 == 0x6;
     let zmm_saved = xcr0 & 0xe6 == 0xe6;
-    let avx2 = ymm_saved && fma && l7.ebx & (1 << 5) != 0;
+    let avx2 = ymm_saved && fma && f16c && l7.ebx & (1 << 5) != 0;
     let avx512f = zmm_saved && l7.ebx & (1 << 16) != 0;
     (avx2, avx512f)
+}
+
+/// Whether the CPU has AVX-512 VNNI (`vpdpbusd` on zmm), with AVX-512F and the OS saving zmm.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn x86_has_avx512vnni() -> bool {
+    use core::arch::x86_64::__cpuid_count;
+    x86_features().1 && __cpuid_count(7, 0).ecx & (1 << 11) != 0
 }
 
 #[cfg(target_arch = "x86_64")]

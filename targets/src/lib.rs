@@ -20,6 +20,7 @@ pub mod aarch64;
     all(target_arch = "aarch64", target_feature = "neon")
 ))]
 mod dwconv;
+pub mod fp16;
 #[cfg_attr(
     not(any(
         target_arch = "x86_64",
@@ -32,7 +33,13 @@ pub mod generic;
 pub mod isa;
 pub mod kernels;
 pub mod profile;
+pub mod program;
 pub mod q8;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
+mod qgemm;
 #[cfg(any(
     target_arch = "x86_64",
     all(target_arch = "aarch64", target_feature = "neon")

@@ -75,8 +75,8 @@ pub fn quantize_multiplier(real: f64) -> Option<(i32, i8)> {
         q *= 2.0;
         e -= 1;
     }
-    // q × 2^31 is positive and far below 2^52: adding ½ is exact and truncation is `round`
-    // (`f64::round` is not in `core`).
+    // Positive and below 2^31 with an ulp of at most 2^−22: `+ 0.5` is exact and the cast
+    // truncates, so this is `round()` (half away from zero), which `core` lacks.
     let mut m = (q * (1u64 << 31) as f64 + 0.5) as i64;
     if m == 1i64 << 31 {
         m /= 2;

@@ -34,7 +34,9 @@ fn this_cpu_has_the_expected_kernel_sets() {
     {
         assert_eq!(
             names.contains(&"avx2"),
-            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
         );
         assert_eq!(
             names.contains(&"avx512"),

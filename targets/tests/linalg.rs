@@ -227,7 +227,7 @@ fn gemm_fixed() {
     );
     assert_eq!(out, [29.0, 32.0, 69.5, 77.0]);
     // k == 0: act(bias), or act(0).
-    let empty = MatRef {
+    let empty: MatRef<'_> = MatRef {
         data: &[],
         offset: 0,
         rs: 0,

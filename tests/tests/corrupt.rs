@@ -31,6 +31,23 @@ fn fixture(name: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// An op fixture converted without the element-wise fusion (so Compare, Logic and Where
+/// stay steps of their own).
+fn fixture_unfused(name: &str) -> Vec<u8> {
+    let p = repo_root()
+        .join("tests/fixtures/ops")
+        .join(name)
+        .join("model.onnx");
+    let opts = mote_tools::convert::Options {
+        target: "generic".into(),
+        fuse_elementwise: false,
+        ..Default::default()
+    };
+    mote_tools::convert::convert(&p, &opts)
+        .unwrap_or_else(|e| panic!("converting {}: {e:#}", p.display()))
+        .bytes
+}
+
 /// `block_composite`: Conv2d, depthwise Conv2d, Binary, Reduce, MatMul; constants and arena.
 fn block() -> &'static [u8] {
     static B: OnceLock<Vec<u8>> = OnceLock::new();
@@ -1097,7 +1114,7 @@ fn tensor_names() {
 
 #[test]
 fn step_with_unknown_op_id() {
-    for op in [0u16, code::LAYER_NORM_AXIS + 1, 1000, u16::MAX] {
+    for op in [0u16, code::ELEMENTWISE + 1, 1000, u16::MAX] {
         let mut f = File::new(block());
         f.edit_step(1, |s| s.op = op);
         assert_err!(
@@ -1912,8 +1929,11 @@ fn random_mutations_never_panic() {
     );
 }
 
-/// Fixtures that together use every op id.
-const OP_FIXTURES: [&str; 25] = [
+/// Fixtures that together use every op id, the last three converted without the
+/// element-wise fusion ([`fixture_unfused`]).
+const UNFUSED: usize = 3;
+const OP_FIXTURES: [&str; 29] = [
+    "ew_lif_step",
     "block_composite",
     "concat_axis1_3in_const",
     "avgpool_3x3_s1_p1_incl_pad",
@@ -1939,6 +1959,9 @@ const OP_FIXTURES: [&str; 25] = [
     "expand_c11",
     "cast_i64_input",
     "neg",
+    "where_cmp_bcast",
+    "and_cast",
+    "not_cast",
 ];
 
 /// One seeded mutation aimed at one step: its parameter words, its record, or the records of
@@ -1990,8 +2013,12 @@ fn random_step_mutations_of_every_op_never_panic() {
     let mut accepted = 0;
     let mut total = 0;
     let mut ops_seen = std::collections::BTreeSet::new();
-    for name in OP_FIXTURES {
-        let base = fixture(name);
+    for (k, name) in OP_FIXTURES.into_iter().enumerate() {
+        let base = if k + UNFUSED >= OP_FIXTURES.len() {
+            fixture_unfused(name)
+        } else {
+            fixture(name)
+        };
         let f = File::new(&base);
         for i in 0..f.n_steps() {
             ops_seen.insert(f.step(i).op);
@@ -2010,7 +2037,9 @@ fn random_step_mutations_of_every_op_never_panic() {
     println!("{total} step mutations, {accepted} accepted");
     assert_eq!(
         ops_seen.into_iter().collect::<Vec<_>>(),
-        (code::CONV2D..=code::POOL2D).collect::<Vec<_>>(),
+        (code::CONV2D..=code::POOL2D)
+            .chain([code::ELEMENTWISE])
+            .collect::<Vec<_>>(),
         "the fixtures no longer cover every op"
     );
     assert!(

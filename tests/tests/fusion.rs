@@ -89,3 +89,8 @@ fn permuting_copies_fold_into_matmul_strides() {
     assert_eq!(steps("matmul_transposed_key"), ["MatMul"]);
     assert_eq!(steps("matmul_head_split_permute"), ["MatMul"]);
 }
+
+#[test]
+fn a_constant_scale_after_matmul_becomes_its_alpha() {
+    assert_eq!(steps("matmul_scaled_scores"), ["MatMul", "Softmax"]);
+}

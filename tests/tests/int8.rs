@@ -6,7 +6,7 @@ use mote::ops::Op;
 use mote::{AlignedBytes, Model, OwnedSession};
 use mote_tests::{repo_root, shared_fixtures};
 use mote_tools::convert::quant::{Estimator, Int8Options, Normal};
-use mote_tools::convert::{convert, Options};
+use mote_tools::convert::{convert, Options, Quant};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::Path;
@@ -64,10 +64,11 @@ struct Accuracy {
 fn int8_opts(calibrate: &str) -> Options {
     Options {
         target: "generic".into(),
-        int8: Some(Int8Options {
+        quant: Some(Quant::Int8),
+        int8: Int8Options {
             calibrate: Some(calibrate.into()),
             estimator: Estimator::Percentile,
-        }),
+        },
         ..Options::default()
     }
 }
@@ -156,10 +157,11 @@ fn int8_fixture_converts_and_matches_fp32() {
 fn int8_without_calibration_is_refused_with_a_hint() {
     let p = repo_root().join("tests/fixtures/int8/model.onnx");
     let opts = Options {
-        int8: Some(Int8Options {
+        quant: Some(Quant::Int8),
+        int8: Int8Options {
             calibrate: None,
             estimator: Estimator::Percentile,
-        }),
+        },
         ..Options::default()
     };
     let e = format!("{:#}", convert(&p, &opts).unwrap_err());

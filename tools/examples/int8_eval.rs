@@ -9,7 +9,7 @@
 use anyhow::{Context, Result};
 use mote::{AlignedBytes, Model, OwnedSession};
 use mote_tools::convert::quant::{Estimator, Int8Options, Normal};
-use mote_tools::convert::{convert, Options};
+use mote_tools::convert::{convert, Options, Quant};
 use std::path::PathBuf;
 
 fn main() -> Result<()> {
@@ -24,10 +24,11 @@ fn main() -> Result<()> {
     let q = convert(
         &path,
         &Options {
-            int8: Some(Int8Options {
+            quant: Some(Quant::Int8),
+            int8: Int8Options {
                 calibrate: Some(calib),
                 estimator: est,
-            }),
+            },
             ..Options::default()
         },
     )?;

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mote::{DType, MappedModel, Model, OwnedSession};
-use mote_tools::convert::{convert, parse_input_shape, Options};
+use mote_tools::convert::{convert, parse_input_shape, Options, Quant};
 use mote_tools::npy;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -43,14 +43,18 @@ enum Cmd {
         /// Skip the fusion passes (for debugging).
         #[arg(long)]
         no_fuse: bool,
+        /// Keep chains of element-wise steps as separate steps instead of one `Elementwise`
+        /// program each (to compare against them).
+        #[arg(long)]
+        no_fuse_elementwise: bool,
         /// Fix the shape of a graph input, NAME=D0,D1,... (e.g. image=1,3,224,224): for models
         /// exported with dynamic dimensions. Repeat for several inputs.
         #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_input_shape_arg)]
         input_shape: Vec<(String, Vec<usize>)>,
-        /// Quantize: `int8` (post-training, per-channel weights, u8 activations; needs
-        /// --calibrate).
-        #[arg(long)]
-        quant: Option<String>,
+        /// Weight precision: f32, fp16 (GEMM/MatMul weights as IEEE half, computed in f32),
+        /// int8. Default: the target's (fp16 for rpi5 and jetson-orin, f32 elsewhere).
+        #[arg(long, value_enum)]
+        quant: Option<Quant>,
         /// Calibration inputs for --quant int8: an .npy stack [N, ...], a folder of .npy files
         /// (one input each), a folder with one subfolder per input name, or random[:N] (random
         /// normal inputs, for testing only).
@@ -103,6 +107,30 @@ enum Cmd {
         #[arg(long)]
         profile: bool,
     },
+    /// Compare a converted .mote model with its ONNX original (run in fp32 by tract-onnx):
+    /// max abs error, SQNR, cosine similarity and, for classifier-like outputs, top-1/top-5
+    /// agreement, per output and per layer that maps back to an ONNX node output.
+    Compare {
+        /// The ONNX model (the reference).
+        onnx: PathBuf,
+        /// The converted .mote model.
+        model: PathBuf,
+        /// Inputs (.npy, in order or NAME=FILE); without them, seeded random-normal inputs.
+        #[arg(short, long = "input")]
+        inputs: Vec<String>,
+        /// Random input sets to run when no -i is given.
+        #[arg(long = "inputs", default_value_t = 1)]
+        random_sets: usize,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Compare the graph outputs only, not the intermediate tensors.
+        #[arg(long)]
+        no_layers: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Describe a .mote model.
     Inspect {
         /// The .mote model.
@@ -111,28 +139,6 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// The `--quant`, `--calibrate` and `--calib` flags of `convert`, for int8.
-fn int8_options(
-    quant: Option<&str>,
-    calibrate: Option<String>,
-    calib: &str,
-) -> Result<Option<mote_tools::convert::quant::Int8Options>> {
-    use mote_tools::convert::quant::{Estimator, Int8Options};
-    match quant {
-        None | Some("fp32") | Some("none") => {
-            if calibrate.is_some() {
-                anyhow::bail!("--calibrate is for --quant int8");
-            }
-            Ok(None)
-        }
-        Some("int8") => Ok(Some(Int8Options {
-            calibrate,
-            estimator: Estimator::parse(calib)?,
-        })),
-        Some(other) => anyhow::bail!("unknown --quant {other:?} (supported: int8)"),
-    }
 }
 
 fn print_int8_report(r: &mote_tools::convert::quant::Report) {
@@ -202,19 +208,25 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             output,
             target,
             no_fuse,
+            no_fuse_elementwise,
             input_shape,
             quant,
             calibrate,
             calib,
         } => {
             let t = Instant::now();
-            let int8 = int8_options(quant.as_deref(), calibrate, &calib)?;
+            let int8 = mote_tools::convert::quant::Int8Options {
+                calibrate,
+                estimator: mote_tools::convert::quant::Estimator::parse(&calib)?,
+            };
             let c = convert(
                 &model,
                 &Options {
                     target,
                     optimize: !no_fuse,
                     input_shapes: input_shape,
+                    fuse_elementwise: !no_fuse_elementwise,
+                    quant,
                     int8,
                 },
             )?;
@@ -224,11 +236,12 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 .map(|m| (m.arena_size(), m.weights_size()))
                 .map_err(|e| anyhow!("internal: the converted file does not validate: {e}"))?;
             println!(
-                "{} -> {}: {} ONNX nodes -> {} steps, weights {} bytes, arena {} bytes, {:.2} s",
+                "{} -> {}: {} ONNX nodes -> {} steps, {} weights {} bytes, arena {} bytes, {:.2} s",
                 model.display(),
                 output.display(),
                 c.onnx_nodes,
                 c.steps,
+                c.quant.name(),
                 m.1,
                 m.0,
                 t.elapsed().as_secs_f64()
@@ -283,6 +296,33 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                     profile,
                 },
             )
+        }
+        Cmd::Compare {
+            onnx,
+            model,
+            inputs,
+            random_sets,
+            seed,
+            no_layers,
+            json,
+        } => {
+            let mapped = open(&model)?;
+            let m = mapped
+                .model()
+                .map_err(|e| anyhow!("{}: {e}", model.display()))?;
+            let opts = mote_tools::compare::CompareOptions {
+                inputs,
+                random_sets,
+                seed,
+                layers: !no_layers,
+            };
+            let r = mote_tools::compare::compare(&onnx, &m, &opts)?;
+            if json {
+                println!("{}", r.to_json());
+            } else {
+                print!("{}", r.to_text());
+            }
+            Ok(())
         }
         Cmd::Inspect { model, json } => {
             inspect(&model, json, log::max_level() >= log::LevelFilter::Debug)

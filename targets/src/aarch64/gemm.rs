@@ -12,6 +12,10 @@ pub(crate) struct NeonGemm6x16;
 
 impl MicroKernel for NeonGemm6x16 {
     const NR: usize = 16;
+    unsafe fn cvt_f16(src: *const u16, dst: *mut f32, n: usize) {
+        // SAFETY: forwarded contract (MicroKernel::cvt_f16).
+        unsafe { super::fp16::neon_cvt_f16_f32(src, dst, n) }
+    }
     unsafe fn tile(
         kc: usize,
         a: *const f32,

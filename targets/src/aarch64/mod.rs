@@ -4,5 +4,9 @@
 //! through [`crate::kernels`] with an [`crate::Isa`] of kind [`crate::IsaKind::Neon`].
 
 pub(crate) mod elementwise;
+pub(crate) mod fp16;
 pub(crate) mod gemm;
 pub mod math;
+pub(crate) mod qdwconv;
+pub(crate) mod qgemm;
+pub(crate) mod quant;

@@ -22,7 +22,9 @@ pub fn conv2d_f32(
     out: &mut [f32],
 ) {
     let cig = g.c_in / g.groups;
-    let cog = g.c_out / g.groups;
+    // 0 only when `c_out` is 0 (validation: groups divide c_out) and the loop below is empty;
+    // `max(1)` keeps `co / cog` free of a panic path.
+    let cog = (g.c_out / g.groups).max(1);
     let in_plane = g.h_in * g.w_in;
     let out_plane = g.h_out * g.w_out;
     let (sh, sw) = (g.stride_h, g.stride_w);
@@ -76,16 +78,17 @@ pub fn conv2d_f32(
 /// `[0, n_in)`.
 #[inline]
 pub(crate) fn valid_range(off: isize, stride: usize, n_in: usize, n_out: usize) -> (usize, usize) {
-    let s = stride as isize;
+    // Validation rejects a zero stride; `max(1)` keeps the divisions below free of a panic path.
+    let s = stride.max(1);
     // Smallest o with o*s + off >= 0.
     let lo = if off >= 0 {
         0
     } else {
-        ((-off + s - 1) / s) as usize
+        off.unsigned_abs().div_ceil(s)
     };
     // Largest o with o*s + off <= n_in - 1, plus one.
     let last = n_in as isize - 1 - off;
-    let hi = if last < 0 { 0 } else { (last / s) as usize + 1 };
+    let hi = if last < 0 { 0 } else { last as usize / s + 1 };
     let hi = hi.min(n_out);
     (lo.min(hi), hi)
 }

@@ -85,7 +85,9 @@ pub(crate) fn map2<A: Copy, B: Copy, O>(
         out[0] = f(a[0], b[0]);
         return;
     }
-    let n = p.dims[p.rank - 1];
+    // Never 0 (`plan` drops size-1 dims and refuses zero ones); `max(1)` lets the compiler drop
+    // `chunks_exact_mut`'s zero-size panic.
+    let n = p.dims[p.rank - 1].max(1);
     let (ia, ib) = (p.strides[0][p.rank - 1], p.strides[1][p.rank - 1]);
     let total: usize = p.dims[..p.rank].iter().product();
     let mut idx = [0usize; MAX_RANK];
@@ -140,7 +142,9 @@ pub(crate) fn map3<A: Copy, B: Copy, C: Copy, O>(
         out[0] = f(a[0], b[0], c[0]);
         return;
     }
-    let n = p.dims[p.rank - 1];
+    // Never 0 (`plan` drops size-1 dims and refuses zero ones); `max(1)` lets the compiler drop
+    // `chunks_exact_mut`'s zero-size panic.
+    let n = p.dims[p.rank - 1].max(1);
     let (ia, ib, ic) = (
         p.strides[0][p.rank - 1],
         p.strides[1][p.rank - 1],
@@ -192,7 +196,9 @@ pub(crate) fn map2_inplace<B: Copy>(
         x[0] = f(x[0], b[0]);
         return;
     }
-    let n = p.dims[p.rank - 1];
+    // Never 0 (`plan` drops size-1 dims and refuses zero ones); `max(1)` lets the compiler drop
+    // `chunks_exact_mut`'s zero-size panic.
+    let n = p.dims[p.rank - 1].max(1);
     let ib = p.strides[1][p.rank - 1];
     let total: usize = p.dims[..p.rank].iter().product();
     let mut idx = [0usize; MAX_RANK];

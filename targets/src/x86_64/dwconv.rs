@@ -105,9 +105,13 @@ fn dw<const S: usize>(
     let out_plane = g.h_out * g.w_out;
     let taps = g.kh * g.kw;
     let chunks = g.w_out.div_ceil(16);
-    let total = g.h_out * chunks;
     let cig = g.c_in / g.groups;
     let cog = g.c_out / g.groups;
+    // Output rows whose kernel rows all lie inside the input: no per-row padding checks.
+    let row_ok = |oh: usize| {
+        let top = (oh * g.stride_h) as isize - g.pad_top as isize;
+        top >= 0 && top as usize + (g.kh - 1) * g.dil_h < g.h_in
+    };
     for b in 0..g.n {
         for c in 0..g.c_out {
             // The group's input planes, one after the other.
@@ -116,65 +120,84 @@ fn dw<const S: usize>(
             let op = &mut out[(b * g.c_out + c) * out_plane..][..out_plane];
             let w = &weight[c * cig * taps..(c + 1) * cig * taps];
             let bv = _mm512_set1_ps(bias.map_or(0.0, |bs| bs[c]));
-            let mut idx = 0;
-            while idx < total {
-                let nb = (total - idx).min(B);
-                let mut acc = [bv; B];
-                let mut oh = [0usize; B];
-                let mut ow0 = [0usize; B];
-                // Masks depend on the column chunk and the kernel column only.
-                let mut taps_at = [[Tap::default(); MAX_KW]; B];
-                for j in 0..B {
-                    if j < nb {
-                        oh[j] = (idx + j) / chunks;
-                        ow0[j] = (idx + j) % chunks * 16;
-                        for kx in 0..g.kw {
-                            let t = (kx * g.dil_w) as isize - g.pad_left as isize;
-                            taps_at[j][kx] = Tap::new::<S>((ow0[j] * S) as isize + t, g.w_in);
-                        }
-                    }
+            for chunk in 0..chunks {
+                let ow0 = chunk * 16;
+                let n_out = (g.w_out - ow0).min(16) as isize;
+                // The read position and lane masks of each kernel column: the same for every
+                // output row of this column chunk.
+                let mut tap_at = [Tap::default(); MAX_KW];
+                for (kx, t) in tap_at.iter_mut().enumerate().take(g.kw) {
+                    let off = (kx * g.dil_w) as isize - g.pad_left as isize;
+                    *t = Tap::new::<S>((ow0 * S) as isize + off, g.w_in);
                 }
-                for (ci, ky) in (0..cig).flat_map(|ci| (0..g.kh).map(move |ky| (ci, ky))) {
-                    // The input row of each accumulator for this kernel row (None: padding).
-                    let plane = &ip[ci * in_plane..(ci + 1) * in_plane];
-                    let mut rows = [None; B];
-                    for j in 0..B {
-                        if j < nb {
-                            let ih =
-                                (oh[j] * g.stride_h + ky * g.dil_h) as isize - g.pad_top as isize;
-                            if ih >= 0 && ih < g.h_in as isize {
-                                rows[j] = Some(plane[ih as usize * g.w_in..].as_ptr());
+                let tap_at = &tap_at[..g.kw];
+                let mut oh = 0;
+                while oh < g.h_out {
+                    let nb = (g.h_out - oh).min(B);
+                    let mut acc = [bv; B];
+                    if nb == B && row_ok(oh) && row_ok(oh + B - 1) {
+                        // Interior block: every tap row of the B rows is inside the input.
+                        let top = oh * g.stride_h - g.pad_top;
+                        for ci in 0..cig {
+                            let plane = &ip[ci * in_plane..(ci + 1) * in_plane];
+                            for ky in 0..g.kh {
+                                let ih = top + ky * g.dil_h;
+                                let wr = &w[(ci * g.kh + ky) * g.kw..][..g.kw];
+                                for (t, &wk) in tap_at.iter().zip(wr) {
+                                    let wv = _mm512_set1_ps(wk);
+                                    for (j, a) in acc.iter_mut().enumerate() {
+                                        let row = &plane[(ih + j * g.stride_h) * g.w_in..];
+                                        // SAFETY: `row` starts an input row of w_in floats
+                                        // (ih + j*stride_h < h_in by row_ok), the row width
+                                        // the masks were computed for.
+                                        let x = unsafe { tap::<S>(row.as_ptr(), *t) };
+                                        *a = _mm512_fmadd_ps(x, wv, *a);
+                                    }
+                                }
+                            }
+                        }
+                    } else {
+                        for ci in 0..cig {
+                            let plane = &ip[ci * in_plane..(ci + 1) * in_plane];
+                            for ky in 0..g.kh {
+                                // The input row of each accumulator (None: padding).
+                                let mut rows = [None; B];
+                                for (j, r) in rows.iter_mut().enumerate().take(nb) {
+                                    let ih = ((oh + j) * g.stride_h + ky * g.dil_h) as isize
+                                        - g.pad_top as isize;
+                                    if ih >= 0 && ih < g.h_in as isize {
+                                        *r = Some(plane[ih as usize * g.w_in..].as_ptr());
+                                    }
+                                }
+                                let wr = &w[(ci * g.kh + ky) * g.kw..][..g.kw];
+                                for (t, &wk) in tap_at.iter().zip(wr) {
+                                    let wv = _mm512_set1_ps(wk);
+                                    for (a, row) in acc.iter_mut().zip(rows) {
+                                        if let Some(row) = row {
+                                            // SAFETY: `row` starts an input row of w_in floats,
+                                            // the row the masks were computed for.
+                                            let x = unsafe { tap::<S>(row, *t) };
+                                            *a = _mm512_fmadd_ps(x, wv, *a);
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
-                    for kx in 0..g.kw {
-                        let wv = _mm512_set1_ps(w[(ci * g.kh + ky) * g.kw + kx]);
-                        for j in 0..B {
-                            if let Some(row) = rows[j] {
-                                // SAFETY: `row` starts an input row of w_in floats, the row
-                                // the masks were computed for.
-                                let x = unsafe { tap::<S>(row, taps_at[j][kx]) };
-                                acc[j] = _mm512_fmadd_ps(x, wv, acc[j]);
-                            }
-                        }
-                    }
-                }
-                for j in 0..B {
-                    if j < nb {
-                        let n_out = (g.w_out - ow0[j]).min(16) as isize;
-                        let at = oh[j] * g.w_out + ow0[j];
+                    for (j, a) in acc.iter().enumerate().take(nb) {
+                        let at = (oh + j) * g.w_out + ow0;
                         let dst = &mut op[at..at + n_out as usize];
                         // SAFETY: the mask covers exactly the n_out floats of `dst`.
                         unsafe {
                             _mm512_mask_storeu_ps(
                                 dst.as_mut_ptr(),
                                 lanes(0, n_out),
-                                act512(acc[j], act),
+                                act512(*a, act),
                             )
                         };
                     }
+                    oh += nb;
                 }
-                idx += nb;
             }
         }
     }

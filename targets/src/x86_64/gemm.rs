@@ -11,6 +11,10 @@ pub(crate) struct Avx512Gemm6x64;
 
 impl MicroKernel for Avx512Gemm6x64 {
     const NR: usize = 64;
+    unsafe fn cvt_f16(src: *const u16, dst: *mut f32, n: usize) {
+        // SAFETY: forwarded contract (MicroKernel::cvt_f16).
+        unsafe { super::fp16::avx512_cvt_f16_f32(src, dst, n) }
+    }
     unsafe fn tile(
         kc: usize,
         a: *const f32,
@@ -151,6 +155,10 @@ pub(crate) struct Avx2Gemm6x16;
 
 impl MicroKernel for Avx2Gemm6x16 {
     const NR: usize = 16;
+    unsafe fn cvt_f16(src: *const u16, dst: *mut f32, n: usize) {
+        // SAFETY: forwarded contract (MicroKernel::cvt_f16).
+        unsafe { super::fp16::f16c_cvt_f16_f32(src, dst, n) }
+    }
     unsafe fn tile(
         kc: usize,
         a: *const f32,
@@ -333,6 +341,71 @@ pub(crate) unsafe fn avx512_gemv_f32_panels(
             if p < k {
                 let x0 = _mm512_set1_ps(*x.add(p));
                 acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(0x3f, pa.add(p * MR)), x0, acc0);
+            }
+            let mut v = _mm512_add_ps(acc0, acc1);
+            let rows = (m - t * MR).min(MR);
+            if !bias.is_null() {
+                let mb = ((1u32 << rows) - 1) as u16;
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mb, bias.add(t * MR)));
+            }
+            let v = act512(v, act);
+            let mut lanes = [0f32; 16];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), v);
+            for (i, &l) in lanes.iter().take(rows).enumerate() {
+                *out.add((t * MR + i) * ldo) = l;
+            }
+        }
+    }
+}
+
+/// `avx512_gemv_f16_panels`: [`avx512_gemv_f32_panels`] over binary16 panels, widened
+/// [`crate::gemm::KC`] steps at a time into a stack buffer. The summation order is that of the
+/// f32 kernel (chunks hold an even number of steps), so the result is bit-identical to it over
+/// the widened panels.
+///
+/// # Safety
+/// As [`avx512_gemv_f32_panels`], with `a` holding binary16 values.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn avx512_gemv_f16_panels(
+    m: usize,
+    k: usize,
+    a: *const u16,
+    x: *const f32,
+    bias: *const f32,
+    act: Activation,
+    out: *mut f32,
+    ldo: usize,
+) {
+    use crate::gemm::KC;
+    const _: () = assert!(KC.is_multiple_of(2));
+    let mut buf = [0f32; KC * MR];
+    // SAFETY: (whole body) as in avx512_gemv_f32_panels; each chunk widens kc * MR values of
+    // the panel (inside it) into `buf`, which holds KC * MR.
+    unsafe {
+        for t in 0..m.div_ceil(MR) {
+            let pa = a.add(t * k * MR);
+            let mut acc0 = _mm512_setzero_ps();
+            let mut acc1 = _mm512_setzero_ps();
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                super::fp16::avx512_cvt_f16_f32(pa.add(pc * MR), buf.as_mut_ptr(), kc * MR);
+                let (pb, xc) = (buf.as_ptr(), x.add(pc));
+                let mut p = 0;
+                while p + 1 < kc {
+                    let x0 = _mm512_set1_ps(*xc.add(p));
+                    let x1 = _mm512_set1_ps(*xc.add(p + 1));
+                    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(0x3f, pb.add(p * MR)), x0, acc0);
+                    acc1 = _mm512_fmadd_ps(
+                        _mm512_maskz_loadu_ps(0x3f, pb.add((p + 1) * MR)),
+                        x1,
+                        acc1,
+                    );
+                    p += 2;
+                }
+                if p < kc {
+                    let x0 = _mm512_set1_ps(*xc.add(p));
+                    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(0x3f, pb.add(p * MR)), x0, acc0);
+                }
             }
             let mut v = _mm512_add_ps(acc0, acc1);
             let rows = (m - t * MR).min(MR);

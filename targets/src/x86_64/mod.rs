@@ -3,6 +3,10 @@
 
 pub(crate) mod dwconv;
 pub(crate) mod elementwise;
+pub(crate) mod fp16;
 pub(crate) mod gemm;
 pub mod math;
 pub(crate) mod norm;
+pub(crate) mod qdwconv;
+pub(crate) mod qgemm;
+pub(crate) mod quant;

@@ -1,5 +1,6 @@
 //! `mote convert`: ONNX -> lowered steps -> passes -> memory plan -> `.mote` bytes.
 
+pub mod fp16;
 pub mod ir;
 pub mod lower;
 pub mod onnx;
@@ -24,6 +25,41 @@ pub struct Converted {
     pub steps: usize,
     /// What int8 quantization did (`--quant int8`).
     pub int8: Option<quant::Report>,
+    /// The weight precision the file got (the `--quant` asked for, or the profile's default).
+    pub quant: Quant,
+    /// What the fp16 pass changed (`Quant::Fp16` only).
+    pub fp16: Option<fp16::Fp16Report>,
+}
+
+/// Weight precision of a conversion (`mote convert --quant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Quant {
+    /// Every weight in f32.
+    F32,
+    /// The large weights (GEMM convolutions, MatMul/Gemm constants) in IEEE binary16,
+    /// widened to f32 as the kernels load them.
+    Fp16,
+    /// Post-training int8 quantization (needs calibration data).
+    Int8,
+}
+
+impl Quant {
+    /// The name `--quant` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quant::F32 => "f32",
+            Quant::Fp16 => "fp16",
+            Quant::Int8 => "int8",
+        }
+    }
+
+    /// The precision a profile gets when `--quant` is not given.
+    pub fn default_for(profile: &mote_targets::profile::Profile) -> Quant {
+        match profile.weights {
+            mote_targets::profile::WeightPrecision::F32 => Quant::F32,
+            mote_targets::profile::WeightPrecision::F16 => Quant::Fp16,
+        }
+    }
 }
 
 /// Options for [`convert`].
@@ -37,8 +73,13 @@ pub struct Options {
     /// replaces the declared shape of that input, fixing its dynamic dimensions. It must have
     /// the declared rank and agree with every declared static dimension.
     pub input_shapes: Vec<(String, Vec<usize>)>,
-    /// Int8 post-training quantization (`--quant int8`), with its calibration options.
-    pub int8: Option<quant::Int8Options>,
+    /// Fuse chains of element-wise steps into `Elementwise` programs (with `optimize`).
+    pub fuse_elementwise: bool,
+    /// Weight precision; `None` takes the target profile's default (fp16 for `rpi5` and
+    /// `jetson-orin`, f32 elsewhere).
+    pub quant: Option<Quant>,
+    /// Calibration for `--quant int8` (ignored otherwise; `--calibrate` without int8 is refused).
+    pub int8: quant::Int8Options,
 }
 
 impl Default for Options {
@@ -47,7 +88,9 @@ impl Default for Options {
             target: "generic".into(),
             optimize: true,
             input_shapes: vec![],
-            int8: None,
+            fuse_elementwise: true,
+            quant: None,
+            int8: quant::Int8Options::default(),
         }
     }
 }
@@ -112,11 +155,14 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
             names.join(", ")
         )
     })?;
-    let calibrate = opts
-        .int8
-        .as_ref()
-        .map(quant::require_calibration)
-        .transpose()?;
+    let quant = opts.quant.unwrap_or_else(|| Quant::default_for(profile));
+    let calibrate = match quant {
+        Quant::Int8 => Some(quant::require_calibration(&opts.int8)?),
+        _ if opts.int8.calibrate.is_some() => {
+            anyhow::bail!("--calibrate is for --quant int8 (this conversion is {})", quant.name())
+        }
+        _ => None,
+    };
     let proto = onnx::load_proto(path)?;
     let onnx_nodes = proto.graph.as_ref().map(|g| g.node.len()).unwrap_or(0);
     let dir = path
@@ -126,15 +172,15 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
     let mut g = lower::lower_model(&proto, dir, opts)?;
     log::info!("lowered {onnx_nodes} ONNX nodes to {} steps", g.steps.len());
     if opts.optimize {
-        passes::optimize(&mut g)?;
+        passes::optimize_with(&mut g, opts.fuse_elementwise)?;
         log::info!("{} steps after fusion", g.steps.len());
     }
     let mut int8 = None;
-    if let (Some(q), Some(spec)) = (&opts.int8, calibrate) {
+    if let Some(spec) = calibrate {
         quant::split_activations(&mut g)?;
         finalize_outputs(&mut g)?;
         let (samples, label) = quant::load_samples(&g, spec)?;
-        let mut rep = quant::quantize(&mut g, &samples, q.estimator)?;
+        let mut rep = quant::quantize(&mut g, &samples, opts.int8.estimator)?;
         rep.calibration = label;
         int8 = Some(rep);
     } else {
@@ -144,6 +190,19 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
         plan::assign_in_place(&mut g);
     }
     let layout = pack::pack_weights(&mut g, profile.layout)?;
+    let fp16 = match quant {
+        Quant::Fp16 => {
+            let r = fp16::weights_to_fp16(&mut g)?;
+            log::info!(
+                "fp16: {} weights converted ({} bytes saved), {} kept f32 (range or precision)",
+                r.converted,
+                r.bytes_saved,
+                r.kept_f32
+            );
+            Some(r)
+        }
+        _ => None,
+    };
     let plan = plan::plan(&g);
     let bytes = write::write(&g, &plan, layout)?;
     Ok(Converted {
@@ -151,6 +210,8 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
         bytes,
         onnx_nodes,
         int8,
+        quant,
+        fp16,
     })
 }
 

@@ -3,13 +3,22 @@
 use anyhow::Result;
 use mote::ops::{CopyGeom, Op};
 use mote::DType;
-use mote_targets::{Activation, BinaryOp, UnaryOp};
+use mote_targets::program::{
+    Instr, LogicOp, Program, PROGRAM_MAX_INSTRS, PROGRAM_OPERANDS, PROGRAM_REG0, PROGRAM_REGS,
+};
+use mote_targets::{Activation, BinaryOp, CompareOp, UnaryOp};
 use std::collections::HashMap;
 
 use super::ir::{Graph, StepDesc, TId};
 
 /// Runs every pass to a fixed point.
 pub fn optimize(g: &mut Graph) -> Result<()> {
+    optimize_with(g, true)
+}
+
+/// [`optimize`], with or without the last pass, which fuses chains of element-wise steps into
+/// `Elementwise` programs (off: to compare against the unfused steps).
+pub fn optimize_with(g: &mut Graph, elementwise: bool) -> Result<()> {
     // Lowering-time rewrites (the FFT convolution) leave the steps they replace behind; drop
     // them first so they cannot hold a tensor's "only reader" slot.
     remove_dead(g);
@@ -23,11 +32,16 @@ pub fn optimize(g: &mut Graph) -> Result<()> {
         let before = g.steps.len();
         merge_affine_into_conv(g)?;
         merge_affine_into_matmul(g)?;
+        fold_scale_into_matmul(g);
         fuse_activation(g);
         remove_dead(g);
         if g.steps.len() == before {
             break;
         }
+    }
+    if elementwise {
+        fuse_elementwise(g);
+        remove_dead(g);
     }
     Ok(())
 }
@@ -450,6 +464,48 @@ fn merge_affine_into_matmul(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
+/// `MatMul → ×k` (attention's `q·kᵀ × scale`, a constant `Mul` lowered to `Unary Affine { k,
+/// c: 0 }`) becomes the MatMul's `alpha` when the MatMul has no bias, no activation and
+/// `alpha = 1`: the kernel then rounds `acc × k` once, as the Affine step did (up to the sign
+/// of a zero result: `x·k + 0` is never −0).
+fn fold_scale_into_matmul(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        let s = g.steps[i].clone();
+        let Op::Unary {
+            op: UnaryOp::Affine { k, c },
+        } = s.op
+        else {
+            i += 1;
+            continue;
+        };
+        let Some(x) = s.inputs[0] else {
+            i += 1;
+            continue;
+        };
+        let u = Uses::of(g);
+        let p = producer(g, x).filter(|_| u.only_reader(g, x) == Some(i));
+        let fold = c == 0.0
+            && k.is_finite()
+            && p.is_some_and(|p| {
+                g.steps[p].inputs[2].is_none()
+                    && matches!(g.steps[p].op, Op::MatMul(m)
+                        if m.act == Activation::None && m.alpha == 1.0)
+            });
+        let out = s.output;
+        match p {
+            Some(p) if fold && g.tensors[out].shape == g.tensors[g.steps[p].output].shape => {
+                if let Op::MatMul(m) = &mut g.steps[p].op {
+                    m.alpha = k;
+                }
+                g.steps[p].output = out;
+                g.steps.remove(i);
+            }
+            _ => i += 1,
+        }
+    }
+}
+
 /// `Conv/MatMul → Relu/Clip/Sigmoid/GELU` becomes the producer's epilogue.
 fn fuse_activation(g: &mut Graph) {
     let mut i = 0;
@@ -806,4 +862,552 @@ fn remove_dead(g: &mut Graph) {
     }
     let mut k = keep.iter();
     g.steps.retain(|_| *k.next().unwrap_or(&true));
+}
+
+/// What one element-wise step computes, as a program instruction.
+#[derive(Clone, Copy, Debug)]
+enum EwKind {
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Compare(CompareOp),
+    Logic(LogicOp),
+    Where,
+    /// Cast to bool.
+    NonZero,
+    /// Cast from f32 or bool to f32: the value is unchanged.
+    Same,
+}
+
+/// An element-wise step seen as a program node: its kind, its iteration dims and, per read,
+/// the tensor and its strides over those dims (`None`: read flat, element `i` for output `i`).
+struct EwNode {
+    kind: EwKind,
+    dims: Vec<usize>,
+    reads: Vec<(TId, Option<Vec<usize>>)>,
+}
+
+fn ew_node(g: &Graph, s: &StepDesc) -> Option<EwNode> {
+    let dt = |t: TId| g.tensors[t].dtype;
+    let out_dt = dt(s.output);
+    let input = |k: usize| s.inputs[k];
+    let bc_reads = |strides: &[&[usize]]| -> Option<Vec<(TId, Option<Vec<usize>>)>> {
+        strides
+            .iter()
+            .enumerate()
+            .map(|(k, st)| Some((input(k)?, Some(st.to_vec()))))
+            .collect()
+    };
+    let (kind, dims, reads) = match s.op {
+        Op::Unary { op } if out_dt == DType::F32 => (
+            EwKind::Unary(op),
+            g.tensors[s.output].shape.clone(),
+            vec![(input(0)?, None)],
+        ),
+        Op::Binary { op, bc } => (
+            EwKind::Binary(op),
+            bc.dims().to_vec(),
+            bc_reads(&[bc.strides(0), bc.strides(1)])?,
+        ),
+        Op::Compare { op, bc } => (
+            EwKind::Compare(op),
+            bc.dims().to_vec(),
+            bc_reads(&[bc.strides(0), bc.strides(1)])?,
+        ),
+        Op::Logic { kind, bc } => {
+            let op = match kind {
+                0 => LogicOp::And,
+                1 => LogicOp::Or,
+                2 => LogicOp::Xor,
+                _ => LogicOp::Not,
+            };
+            let reads = if op == LogicOp::Not {
+                bc_reads(&[bc.strides(0)])?
+            } else {
+                bc_reads(&[bc.strides(0), bc.strides(1)])?
+            };
+            (EwKind::Logic(op), bc.dims().to_vec(), reads)
+        }
+        Op::Where { bc } if out_dt == DType::F32 => (
+            EwKind::Where,
+            bc.dims().to_vec(),
+            bc_reads(&[bc.strides(0), bc.strides(1), bc.strides(2)])?,
+        ),
+        Op::Cast if matches!(dt(input(0)?), DType::F32 | DType::Bool) => {
+            let kind = match out_dt {
+                DType::Bool => EwKind::NonZero,
+                DType::F32 => EwKind::Same,
+                _ => return None,
+            };
+            (
+                kind,
+                g.tensors[s.output].shape.clone(),
+                vec![(input(0)?, None)],
+            )
+        }
+        _ => return None,
+    };
+    Some(EwNode { kind, dims, reads })
+}
+
+/// Strides over `out_dims` that read, for every flat output index, what `strides` read over
+/// `dims` (the same element count, another factorization: dims split or merged, size-1 dims
+/// anywhere), when one set of strides does it; `None` otherwise.
+fn strides_onto(dims: &[usize], strides: &[usize], out_dims: &[usize]) -> Option<Vec<usize>> {
+    let nd: Vec<(usize, usize)> = dims
+        .iter()
+        .zip(strides)
+        .filter(|(&d, _)| d != 1)
+        .map(|(&d, &s)| (d, s))
+        .collect();
+    let mut out = vec![0usize; out_dims.len()];
+    // Walk both from the innermost dim: (remaining size, stride) of the current input dim.
+    let mut i = nd.len();
+    let (mut rem, mut st) = (1usize, 0usize);
+    for k in (0..out_dims.len()).rev() {
+        let need = out_dims[k];
+        if need == 1 {
+            continue;
+        }
+        let (mut got, mut first, mut next) = (1usize, None, 0usize);
+        while got < need {
+            if rem == 1 {
+                i = i.checked_sub(1)?;
+                (rem, st) = nd[i];
+            }
+            let want = need / got;
+            let take = if rem.is_multiple_of(want) {
+                want
+            } else if want.is_multiple_of(rem) {
+                rem
+            } else {
+                return None;
+            };
+            match first {
+                None => first = Some(st),
+                Some(_) if st != next => return None,
+                Some(_) => {}
+            }
+            next = st.saturating_mul(take);
+            got *= take;
+            st = st.saturating_mul(take);
+            rem /= take;
+        }
+        if got != need {
+            return None;
+        }
+        out[k] = first?;
+    }
+    (rem == 1 && i == 0).then_some(out)
+}
+
+/// A read in the fused program's iteration space: the tensor and its strides over the output.
+fn read_onto(
+    node: &EwNode,
+    strides: &Option<Vec<usize>>,
+    out_dims: &[usize],
+) -> Option<Vec<usize>> {
+    match strides {
+        None => Some(super::ir::strides_of(out_dims)),
+        Some(s) => strides_onto(&node.dims, s, out_dims),
+    }
+}
+
+/// Whether `strides` read a contiguous tensor of `dims` element for element.
+fn is_identity(dims: &[usize], strides: &[usize]) -> bool {
+    let rm = super::ir::strides_of(dims);
+    dims.iter()
+        .zip(strides.iter().zip(&rm))
+        .all(|(&d, (&s, &r))| d == 1 || s == r)
+}
+
+/// A chain (or DAG) of element-wise steps that becomes one program.
+struct EwGroup {
+    /// The steps it replaces, ascending; the last is the root. Other members (computed again
+    /// inside the program) stay steps, and die if nothing reads them any more.
+    exclusive: Vec<usize>,
+    /// The fused step.
+    step: StepDesc,
+}
+
+/// Maximal chains and DAGs of element-wise steps (Unary, Binary, Compare, Logic, Where on f32,
+/// Casts between f32 and bool) become one `Elementwise` step each, rooted at a step and grown
+/// towards its inputs. An intermediate result that no graph output holds and that only the
+/// group reads is computed in registers and its step disappears; one that other element-wise
+/// steps also read is computed again inside the program (its step stays, and is dropped once
+/// every reader has absorbed it); a graph output, or a value a non-element-wise step reads,
+/// stays an operand. Every fused instruction computes all of the output's elements (smaller,
+/// broadcast intermediates stay steps of their own and become operands), so the program runs
+/// each instruction once per output element and the result is bit-identical to the steps it
+/// replaces.
+fn fuse_elementwise(g: &mut Graph) {
+    let u = Uses::of(g);
+    let mut writers: HashMap<TId, Vec<usize>> = HashMap::new();
+    for (i, s) in g.steps.iter().enumerate() {
+        writers.entry(g.root(s.output)).or_default().push(i);
+    }
+    let producer_of = |t: TId| match writers.get(&g.root(t)).map(|v| v.as_slice()) {
+        Some([one]) => Some(*one),
+        _ => None,
+    };
+    let nodes: Vec<Option<EwNode>> = g.steps.iter().map(|s| ew_node(g, s)).collect();
+    let mut taken = vec![false; g.steps.len()];
+    let mut groups = vec![];
+    for root in (0..g.steps.len()).rev() {
+        if taken[root] || nodes[root].is_none() {
+            continue;
+        }
+        if let Some(grp) = grow_group(g, &u, &nodes, &taken, root, &producer_of) {
+            for &m in &grp.exclusive {
+                taken[m] = true;
+            }
+            groups.push(grp);
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    let mut replace: HashMap<usize, StepDesc> = HashMap::new();
+    let mut drop = vec![false; g.steps.len()];
+    for grp in groups {
+        let (&root, rest) = grp.exclusive.split_last().unwrap_or((&0, &[]));
+        for &m in rest {
+            drop[m] = true;
+        }
+        replace.insert(root, grp.step);
+    }
+    let old = std::mem::take(&mut g.steps);
+    for (i, s) in old.into_iter().enumerate() {
+        if let Some(f) = replace.remove(&i) {
+            g.steps.push(f);
+        } else if !drop[i] {
+            g.steps.push(s);
+        }
+    }
+}
+
+/// Grows the group rooted at step `root` towards its inputs (latest producer first, so every
+/// reader of a candidate that can join has already joined) and compiles it; `None` when fewer
+/// than two steps join or the program does not fit.
+fn grow_group(
+    g: &Graph,
+    u: &Uses,
+    nodes: &[Option<EwNode>],
+    taken: &[bool],
+    root: usize,
+    producer_of: &dyn Fn(TId) -> Option<usize>,
+) -> Option<EwGroup> {
+    // The largest group first; when its program does not fit (too many operands, registers or
+    // instructions), grow again keeping only the steps after which it still fits.
+    grow_group_checked(g, u, nodes, taken, root, producer_of, false)
+        .or_else(|| grow_group_checked(g, u, nodes, taken, root, producer_of, true))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn grow_group_checked(
+    g: &Graph,
+    u: &Uses,
+    nodes: &[Option<EwNode>],
+    taken: &[bool],
+    root: usize,
+    producer_of: &dyn Fn(TId) -> Option<usize>,
+    check_each: bool,
+) -> Option<EwGroup> {
+    // The iteration space is the output's own shape (a step's broadcast dims may be merged).
+    let rn = nodes[root].as_ref()?;
+    let out_dims = g.tensors[g.steps[root].output].shape.clone();
+    let total: usize = out_dims.iter().product();
+    if rn.dims.iter().product::<usize>() != total || out_dims.len() > mote_targets::MAX_RANK {
+        return None;
+    }
+    let mut members = std::collections::BTreeSet::from([root]);
+    let mut heap = std::collections::BinaryHeap::new();
+    let push_producers = |m: usize, heap: &mut std::collections::BinaryHeap<usize>| {
+        if let Some(n) = nodes[m].as_ref() {
+            for (t, _) in &n.reads {
+                if let Some(p) = producer_of(*t) {
+                    heap.push(p);
+                }
+            }
+        }
+    };
+    push_producers(root, &mut heap);
+    while let Some(p) = heap.pop() {
+        if members.contains(&p) || taken[p] {
+            continue;
+        }
+        let Some(pn) = nodes[p].as_ref() else {
+            continue;
+        };
+        let out = g.steps[p].output;
+        let r = g.root(out);
+        if u.outputs.contains(&r) || g.tensors[out].elems() != total {
+            continue;
+        }
+        // Its own reads must map onto the output's iteration space.
+        if pn
+            .reads
+            .iter()
+            .any(|(_, s)| read_onto(pn, s, &out_dims).is_none())
+        {
+            continue;
+        }
+        // Readers in the group read it element for element. A reader outside the group keeps
+        // it a step of its own; the group then computes it again (a duplicate) if every reader
+        // is an element-wise step, which may absorb it too, so that the step dies.
+        let readers = u.readers.get(&r).map(|v| v.as_slice()).unwrap_or(&[]);
+        let reads_ok = !readers.is_empty()
+            && readers.iter().filter(|rd| members.contains(rd)).all(|rd| {
+                nodes[*rd].as_ref().is_some_and(|n| {
+                    n.reads.iter().all(|(t, s)| {
+                        g.root(*t) != r
+                            || (g.tensors[*t].elems() == total
+                                && read_onto(n, s, &out_dims)
+                                    .is_some_and(|st| is_identity(&out_dims, &st)))
+                    })
+                })
+            });
+        let all_in = readers.iter().all(|rd| members.contains(rd));
+        if !reads_ok || (!all_in && !readers.iter().all(|rd| nodes[*rd].is_some())) {
+            continue;
+        }
+        members.insert(p);
+        if check_each && compile_group(g, nodes, &members, &out_dims, producer_of).is_none() {
+            members.remove(&p);
+            continue;
+        }
+        push_producers(p, &mut heap);
+    }
+    if members.len() < 2 {
+        return None;
+    }
+    // The steps the group replaces: the root, and members all of whose readers it replaces.
+    let mut exclusive = std::collections::BTreeSet::from([root]);
+    for &m in members.iter().rev() {
+        let r = g.root(g.steps[m].output);
+        let readers = u.readers.get(&r).map(|v| v.as_slice()).unwrap_or(&[]);
+        if m != root && !readers.is_empty() && readers.iter().all(|x| exclusive.contains(x)) {
+            exclusive.insert(m);
+        }
+    }
+    let exclusive: Vec<usize> = exclusive.into_iter().collect();
+    let members: Vec<usize> = members.into_iter().collect();
+    let (prog, operands) = compile_group(
+        g,
+        nodes,
+        &members.iter().copied().collect(),
+        &out_dims,
+        producer_of,
+    )?;
+    let mut bc = mote::ops::Bcast::<PROGRAM_OPERANDS> {
+        rank: out_dims.len(),
+        ..Default::default()
+    };
+    bc.dims[..out_dims.len()].copy_from_slice(&out_dims);
+    let mut inputs = [None; 4];
+    for (j, (t, st)) in operands.iter().enumerate() {
+        bc.strides[j][..st.len()].copy_from_slice(st);
+        inputs[j] = Some(*t);
+    }
+    let rs = &g.steps[root];
+    Some(EwGroup {
+        exclusive,
+        step: StepDesc {
+            op: Op::Elementwise { bc, prog },
+            inputs,
+            output: rs.output,
+            origin: rs.origin.clone(),
+        },
+    })
+}
+
+/// A value of the program being compiled.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum EwVal {
+    /// Operand slot.
+    Operand(u8),
+    /// The result of a member step.
+    Member(usize),
+    /// A scalar constant.
+    Const(u32),
+}
+
+/// Compiles the members (ascending step indices, the last is the root) into a program and its
+/// operands `(tensor, strides over out_dims)`; `None` when it needs more than
+/// `PROGRAM_OPERANDS` operands, `PROGRAM_MAX_INSTRS` instructions or `PROGRAM_REGS` registers.
+#[allow(clippy::type_complexity)]
+fn compile_group(
+    g: &Graph,
+    nodes: &[Option<EwNode>],
+    members: &std::collections::BTreeSet<usize>,
+    out_dims: &[usize],
+    producer_of: &dyn Fn(TId) -> Option<usize>,
+) -> Option<(Program, Vec<(TId, Vec<usize>)>)> {
+    let mut operands: Vec<(TId, Vec<usize>)> = vec![];
+    // Values each member reads, then what each member's value is (`Same` casts pass theirs on).
+    let mut srcs: HashMap<usize, Vec<EwVal>> = HashMap::new();
+    let mut value: HashMap<usize, EwVal> = HashMap::new();
+    for &m in members {
+        let n = nodes[m].as_ref()?;
+        let mut v = vec![];
+        for (t, s) in &n.reads {
+            let inner = producer_of(*t).filter(|p| members.contains(p));
+            let val = if let Some(p) = inner {
+                *value.get(&p)?
+            } else if let Some(c) = scalar(g, *t) {
+                EwVal::Const(c.to_bits())
+            } else {
+                let st = read_onto(n, s, out_dims)?;
+                let key = (*t, st);
+                let j = match operands.iter().position(|o| *o == key) {
+                    Some(j) => j,
+                    None => {
+                        operands.push(key);
+                        operands.len() - 1
+                    }
+                };
+                EwVal::Operand(u8::try_from(j).ok()?)
+            };
+            v.push(val);
+        }
+        let own = match n.kind {
+            EwKind::Same => *v.first()?,
+            _ => EwVal::Member(m),
+        };
+        value.insert(m, own);
+        srcs.insert(m, v);
+    }
+    if operands.len() > PROGRAM_OPERANDS || operands.is_empty() {
+        return None;
+    }
+    let order: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|m| !matches!(nodes[*m].as_ref().map(|n| n.kind), Some(EwKind::Same)))
+        .collect();
+    let root = *members.iter().next_back()?;
+    let result = *value.get(&root)?;
+    // Last instruction (position in `order`) reading each member's value.
+    let mut last_use: HashMap<usize, usize> = HashMap::new();
+    for (k, m) in order.iter().enumerate() {
+        for v in &srcs[m] {
+            if let EwVal::Member(p) = v {
+                last_use.insert(*p, k);
+            }
+        }
+    }
+    let mut prog = Program {
+        n_in: operands.len(),
+        ..Default::default()
+    };
+    let emit = |ins: Instr, prog: &mut Program| -> Option<()> {
+        if prog.len >= PROGRAM_MAX_INSTRS {
+            return None;
+        }
+        prog.instrs[prog.len] = ins;
+        prog.len += 1;
+        Some(())
+    };
+    let mut free: Vec<u8> = (0..PROGRAM_REGS as u8)
+        .rev()
+        .map(|r| r + PROGRAM_REG0)
+        .collect();
+    let mut reg_of: HashMap<usize, u8> = HashMap::new();
+    for (k, &m) in order.iter().enumerate() {
+        let n = nodes[m].as_ref()?;
+        let mut slots = vec![];
+        let mut dying = vec![];
+        for v in &srcs[&m] {
+            let s = match *v {
+                EwVal::Operand(j) => j,
+                EwVal::Member(p) => {
+                    let r = *reg_of.get(&p)?;
+                    if last_use.get(&p) == Some(&k) && !dying.contains(&r) {
+                        dying.push(r);
+                    }
+                    r
+                }
+                EwVal::Const(bits) => {
+                    let r = free.pop()?;
+                    emit(
+                        Instr::Const {
+                            dst: r,
+                            value: f32::from_bits(bits),
+                        },
+                        &mut prog,
+                    )?;
+                    dying.push(r);
+                    r
+                }
+            };
+            slots.push(s);
+        }
+        // The destination reuses the first source's register when it dies here.
+        let dst = match slots.first() {
+            Some(s) if dying.contains(s) => {
+                dying.retain(|r| r != s);
+                *s
+            }
+            _ => match free.pop() {
+                Some(r) => r,
+                None => dying.pop()?,
+            },
+        };
+        free.extend(dying);
+        reg_of.insert(m, dst);
+        let at = |i: usize| slots.get(i).copied();
+        let ins = match n.kind {
+            EwKind::Unary(op) => Instr::Unary { dst, a: at(0)?, op },
+            EwKind::Binary(op) => Instr::Binary {
+                dst,
+                a: at(0)?,
+                b: at(1)?,
+                op,
+            },
+            EwKind::Compare(op) => Instr::Compare {
+                dst,
+                a: at(0)?,
+                b: at(1)?,
+                op,
+            },
+            EwKind::Logic(op) => Instr::Logic {
+                dst,
+                a: at(0)?,
+                b: at(1).or(at(0))?,
+                op,
+            },
+            EwKind::Where => Instr::Where {
+                dst,
+                cond: at(0)?,
+                a: at(1)?,
+                b: at(2)?,
+            },
+            EwKind::NonZero => Instr::NonZero { dst, a: at(0)? },
+            EwKind::Same => return None,
+        };
+        emit(ins, &mut prog)?;
+    }
+    // The result must be the last instruction's destination.
+    let last_dst = prog.instrs().last().map(|i| i.dst());
+    let want = match result {
+        EwVal::Member(p) => reg_of.get(&p).copied(),
+        _ => None,
+    };
+    if want.is_none() || want != last_dst {
+        let a = match result {
+            EwVal::Operand(j) => j,
+            EwVal::Member(p) => *reg_of.get(&p)?,
+            EwVal::Const(_) => return None,
+        };
+        let dst = free.pop().unwrap_or(a.max(PROGRAM_REG0));
+        emit(
+            Instr::Unary {
+                dst,
+                a,
+                op: UnaryOp::Identity,
+            },
+            &mut prog,
+        )?;
+    }
+    prog.check().ok()?;
+    Some((prog, operands))
 }

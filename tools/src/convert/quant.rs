@@ -35,11 +35,12 @@ pub const RANDOM_SAMPLES: usize = 32;
 const BINS: usize = 2048;
 
 /// How an activation's range is chosen from its calibration values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Estimator {
     /// The observed minimum and maximum.
     MinMax,
     /// The 0.01 % and 99.99 % quantiles (clips rare outliers).
+    #[default]
     Percentile,
     /// The range (observed range shrunk by a factor) minimising the expected squared error
     /// of quantizing the observed values.
@@ -59,7 +60,7 @@ impl Estimator {
 }
 
 /// What `--quant int8` was given.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Int8Options {
     /// `--calibrate`: an `.npy` stack, a folder of `.npy` files, a folder per input, or
     /// `random[:N]` (testing only). `None` refuses the conversion with a message.
