@@ -258,13 +258,37 @@ fn im2col(g: &Conv2dGeom, x: &[u8], x_zp: u8, col: &mut [u8]) {
                         continue;
                     }
                     let src = &xc[iy as usize * g.w_in..(iy as usize + 1) * g.w_in];
-                    for (ox, o) in line.iter_mut().enumerate() {
-                        let ix = (ox * g.stride_w + tx * g.dil_w) as isize - g.pad_left as isize;
-                        *o = if ix < 0 || ix >= g.w_in as isize {
-                            x_zp
+                    // Outputs ox0 .. ox1 read inside the row (ix = ox × s + off in [0, w_in)),
+                    // the others read padding: a fill, a copy (stride 1) or a strided gather.
+                    let s = g.stride_w.max(1);
+                    let off = (tx * g.dil_w) as isize - g.pad_left as isize;
+                    let ox0 = if off >= 0 {
+                        0
+                    } else {
+                        (off.unsigned_abs()).div_ceil(s)
+                    }
+                    .min(g.w_out);
+                    let end = g.w_in as isize - off; // ox × s < end
+                    let ox1 = if end <= 0 {
+                        ox0
+                    } else {
+                        (end as usize).div_ceil(s).clamp(ox0, g.w_out)
+                    };
+                    line[..ox0].fill(x_zp);
+                    line[ox1..].fill(x_zp);
+                    let first = (ox0 * s) as isize + off;
+                    if ox1 > ox0 {
+                        let first = first as usize;
+                        if s == 1 {
+                            line[ox0..ox1].copy_from_slice(&src[first..first + (ox1 - ox0)]);
                         } else {
-                            src[ix as usize]
-                        };
+                            for (o, &v) in line[ox0..ox1]
+                                .iter_mut()
+                                .zip(src[first..].iter().step_by(s))
+                            {
+                                *o = v;
+                            }
+                        }
                     }
                 }
             }

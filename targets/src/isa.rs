@@ -53,9 +53,33 @@ impl IsaKind {
     }
 }
 
-/// CPUID and XCR0 bits: the CPU has the instructions and the OS saves the registers.
+/// `(avx2, avx512f, avx512vnni)`, read once: CPUID traps to the hypervisor in a virtual
+/// machine (microseconds), and the int8 kernels ask for every GEMM call. Bit 7 marks the cache
+/// filled; concurrent first calls compute the same value, so a plain load/store suffices.
+#[cfg(target_arch = "x86_64")]
+fn x86_cached() -> (bool, bool, bool) {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static CACHE: AtomicU8 = AtomicU8::new(0);
+    let mut bits = CACHE.load(Ordering::Relaxed);
+    if bits == 0 {
+        let (avx2, avx512f) = x86_cpuid_features();
+        // Leaf 7 exists whenever AVX-512F was reported.
+        let vnni = avx512f && core::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 11) != 0;
+        bits = 0x80 | avx2 as u8 | (avx512f as u8) << 1 | (vnni as u8) << 2;
+        CACHE.store(bits, Ordering::Relaxed);
+    }
+    (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0)
+}
+
 #[cfg(target_arch = "x86_64")]
 fn x86_features() -> (bool, bool) {
+    let (avx2, avx512f, _) = x86_cached();
+    (avx2, avx512f)
+}
+
+/// CPUID and XCR0 bits: the CPU has the instructions and the OS saves the registers.
+#[cfg(target_arch = "x86_64")]
+fn x86_cpuid_features() -> (bool, bool) {
     use core::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv};
     let (max_leaf, l1) = (__cpuid(0).eax, __cpuid(1));
     let osxsave = l1.ecx & (1 << 27) != 0;
@@ -80,8 +104,7 @@ fn x86_features() -> (bool, bool) {
 /// Whether the CPU has AVX-512 VNNI (`vpdpbusd` on zmm), with AVX-512F and the OS saving zmm.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn x86_has_avx512vnni() -> bool {
-    use core::arch::x86_64::__cpuid_count;
-    x86_features().1 && __cpuid_count(7, 0).ecx & (1 << 11) != 0
+    x86_cached().2
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -2105,13 +2105,15 @@ fn int8_model() -> &'static [u8] {
     static B: OnceLock<Vec<u8>> = OnceLock::new();
     B.get_or_init(|| {
         use mote_tools::convert::quant::{Estimator, Int8Options};
+        use mote_tools::convert::Quant;
         let p = repo_root().join("tests/fixtures/int8/model.onnx");
         let opts = mote_tools::convert::Options {
             target: "generic".into(),
-            int8: Some(Int8Options {
+            quant: Some(Quant::Int8),
+            int8: Int8Options {
                 calibrate: Some("random:4".into()),
                 estimator: Estimator::MinMax,
-            }),
+            },
             ..Default::default()
         };
         mote_tools::convert::convert(&p, &opts)

@@ -159,7 +159,10 @@ fn convert_inner(path: &Path, opts: &Options) -> Result<Converted> {
     let calibrate = match quant {
         Quant::Int8 => Some(quant::require_calibration(&opts.int8)?),
         _ if opts.int8.calibrate.is_some() => {
-            anyhow::bail!("--calibrate is for --quant int8 (this conversion is {})", quant.name())
+            anyhow::bail!(
+                "--calibrate is for --quant int8 (this conversion is {})",
+                quant.name()
+            )
         }
         _ => None,
     };

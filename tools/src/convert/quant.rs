@@ -29,6 +29,12 @@ use std::path::Path;
 /// saves, and tiny reductions lose the most accuracy.
 pub const MIN_MACS: usize = 256;
 
+/// Whether depthwise convolutions become `QConv2d`. Off: the int8 depthwise kernels multiply in
+/// `i32` lanes (16 per AVX-512 vector, as many as f32 FMA), so they are no faster than the f32
+/// kernels, and the quantize/dequantize steps around them cost extra (measured on EMOv2-1M:
+/// 15 int8 depthwise steps 10.0 ms against 2.9 ms in f32, `mote bench --profile`).
+const INT8_DEPTHWISE: bool = false;
+
 /// Calibration inputs per run of `--calibrate random` when no count is given.
 pub const RANDOM_SAMPLES: usize = 32;
 
@@ -205,7 +211,7 @@ fn f32_data(a: &crate::npy::Array) -> Result<Vec<f32>> {
     if a.dtype != DType::F32 {
         bail!("calibration data must be float32 (or float64)");
     }
-    Ok(mote::view::cast::<f32>(&Data::from_bytes(&a.data).bytes()[..])?.to_vec())
+    Ok(mote::view::cast::<f32>(Data::from_bytes(&a.data).bytes())?.to_vec())
 }
 
 /// A seeded standard-normal generator (xorshift64* and Box–Muller): calibration and tests do
@@ -306,6 +312,13 @@ fn candidate(g: &Graph, i: usize) -> Result<Option<Layer>, String> {
     let wv = g.f32_values(w).map_err(|e| e.to_string())?;
     let (kind, rows, act, macs, outs) = match s.op {
         Op::Conv2d { g: geom, act } => {
+            if q_depthwise(&geom) && !INT8_DEPTHWISE {
+                return Err(
+                    "depthwise: the f32 kernel is faster than the int8 one (i32 products, \
+                            no dot-product instruction applies to a single-channel window)"
+                        .into(),
+                );
+            }
             let k = geom.c_in / geom.groups * geom.kh * geom.kw;
             let rows: Vec<Vec<f32>> = wv.chunks(k.max(1)).map(|c| c.to_vec()).collect();
             (LayerKind::Conv(geom), rows, act, k * geom.c_out, geom.c_out)
@@ -615,7 +628,7 @@ fn build(l: &Layer, sx: f32, x_zp: u8, out: Option<(f32, u8)>) -> Result<QLayer,
             let (lo, hi) = match l.act {
                 Activation::None => (0, 255),
                 Activation::Relu => (zp, 255),
-                Activation::Clip { lo, hi } => (qv(lo).max(0), qv(hi)),
+                Activation::Clip { lo, hi } => (qv(lo), qv(hi)),
                 _ => return Err("internal: unsplit activation".into()),
             };
             if lo > hi {
