@@ -8,6 +8,12 @@ one markdown table with the ratios mote/ORT and mote/tract (> 1 means mote is sl
 
     python3 tools/bench/peers.py                                  # fixtures + demo, 1 thread
     python3 tools/bench/peers.py --model m.onnx --input m.npy --iters 200 --json out.json
+    python3 tools/bench/peers.py --quant fp16,int8     # also mote with fp16 weights and int8
+
+With --quant, mote also runs each model converted with those precisions (int8 calibrated on
+32 seeded random-normal inputs, `--calibrate random:32`: a test calibration, said so in the
+report) and a second table gives their time, file size and agreement with onnxruntime's fp32
+outputs.
 
 Requirements: tools/bench/requirements.txt. See tools/bench/README.md for what the numbers mean.
 """
@@ -251,12 +257,17 @@ class Mote:
         self.bin = binary
         self.target = target
 
-    def prepare(self, onnx_path, specs, arrays, work):
+    def prepare(self, onnx_path, specs, arrays, work, quant=None):
         """Converts the model and writes its inputs; returns (mote file, -i args, convert ms)."""
-        mote_file = work / (onnx_path.stem + ".mote")
+        mote_file = work / (onnx_path.stem + (f".{quant}" if quant else "") + ".mote")
         cmd = [str(self.bin), "convert", str(onnx_path), "-o", str(mote_file)]
         if self.target:
             cmd += ["--target", self.target]
+        # Without --quant the target's default applies (fp16 for rpi5/jetson-orin); the f32
+        # row is f32 whatever the target.
+        cmd += ["--quant", quant or "f32"]
+        if quant == "int8":
+            cmd += ["--calibrate", "random:32"]
         for name, shape, _ in specs:
             if None in shape:
                 cmd += ["--input-shape", f"{name}=" + ",".join(map(str, arrays[name].shape))]
@@ -367,6 +378,15 @@ def max_abs_diff(got, ref):
     return worst, ok
 
 
+def agreement(got, ref):
+    """Cosine similarity of all outputs together and whether the first output's argmax agrees."""
+    g = np.concatenate([np.asarray(x, np.float64).ravel() for x in got])
+    r = np.concatenate([np.asarray(x, np.float64).ravel() for x in ref])
+    cos = float(g @ r / max(np.linalg.norm(g) * np.linalg.norm(r), 1e-30))
+    top1 = bool(np.argmax(np.asarray(got[0])) == np.argmax(np.asarray(ref[0])))
+    return cos, top1
+
+
 def run_model(name, onnx_path, given, args, mote, work):
     rec = {"model": name, "onnx": str(onnx_path)}
     try:
@@ -399,6 +419,24 @@ def run_model(name, onnx_path, given, args, mote, work):
         rec["mote"] = {"convert_ms": conv_ms}
     except Exception as e:  # noqa: BLE001
         rec["mote"] = {"error": short(e)}
+
+    reduced = {}
+    for q in args.quant:
+        log(f"[{name}] mote {q}: convert")
+        try:
+            qfile, _, _ = mote.prepare(onnx_path, specs, arrays, work, quant=q)
+            e = {"bytes": qfile.stat().st_size}
+            if mfile is not None:
+                e["size_vs_f32"] = e["bytes"] / mfile.stat().st_size
+            if ref is not None:
+                got = mote.outputs(qfile, iargs, ort_out_names, work)
+                d, _ = max_abs_diff(got, ref)
+                cos, top1 = agreement(got, ref)
+                e.update(max_abs_diff_vs_ort=d, cosine_vs_ort=cos, top1_same=top1)
+            reduced[q] = qfile
+        except Exception as ex:  # noqa: BLE001
+            e = {"error": short(ex)}
+        rec[f"mote_{q}"] = e
 
     st = tx = None
     log(f"[{name}] tract: load")
@@ -440,6 +478,17 @@ def run_model(name, onnx_path, given, args, mote, work):
                         "allocations_per_run", "threads") if k in b})
             except Exception as e:  # noqa: BLE001
                 rec["mote"]["error"] = short(e)
+        for q, qfile in reduced.items():
+            e = rec[f"mote_{q}"]
+            if "error" in e:
+                continue
+            log(f"[{name}] mote {q}: bench{tag}")
+            try:
+                b = mote.bench(qfile, iargs, args.iters, args.warmup, args.threads)
+                if "median_ms" not in e or b["median_ms"] < e["median_ms"]:
+                    e.update({k: b[k] for k in ("median_ms", "allocations_per_run") if k in b})
+            except Exception as ex:  # noqa: BLE001
+                e["error"] = short(ex)
         if sess is not None and ref is not None:
             log(f"[{name}] onnxruntime: time{tag}")
             res = timed(lambda: sess.run(None, feeds), args.iters, args.warmup)
@@ -456,6 +505,14 @@ def run_model(name, onnx_path, given, args, mote, work):
         p = rec.get(peer, {}).get("median_ms")
         if m is not None and p:
             rec[key] = m / p
+    ort_ms = rec.get("ort", {}).get("median_ms")
+    for q in args.quant:
+        e = rec[f"mote_{q}"]
+        if e.get("median_ms") is not None:
+            if m:
+                e["vs_mote_f32"] = e["median_ms"] / m
+            if ort_ms:
+                e["vs_ort_f32"] = e["median_ms"] / ort_ms
     return rec
 
 
@@ -547,6 +604,31 @@ def table(recs):
     return "\n".join(rows)
 
 
+def reduced_table(recs, quants):
+    head = ["model", "weights", "mote ms", "× mote f32", "mote / ORT f32", "file × f32",
+            "cosine vs ORT", "top-1 as ORT", "allocs/run"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---"] + ["---:"] * 7) + "|"]
+    for r in recs:
+        for q in quants:
+            e = r.get(f"mote_{q}")
+            if e is None:
+                continue
+            if "error" in e:
+                rows.append(f"| {r['model']} | {q} | n/a ({e['error']}) |" + " |" * 6)
+                continue
+            cos = e.get("cosine_vs_ort")
+            top1 = e.get("top1_same")
+            rows.append("| " + " | ".join([
+                r["model"], q, fms(e.get("median_ms")), ratio(e.get("vs_mote_f32")),
+                ratio(e.get("vs_ort_f32")),
+                "—" if e.get("size_vs_f32") is None else f"{e['size_vs_f32']:.3f}",
+                "—" if cos is None else f"{cos:.8f}",
+                "—" if top1 is None else ("yes" if top1 else "no"),
+                str(e.get("allocations_per_run", "—")),
+            ]) + " |")
+    return "\n".join(rows)
+
+
 def main():
     ap = argparse.ArgumentParser(
         description="Time mote, onnxruntime and tract on the same models and inputs.")
@@ -565,6 +647,9 @@ def main():
                     help="time all engines this many times, keep each one's best median")
     ap.add_argument("--threads", type=int, default=1, help="threads per engine (default 1)")
     ap.add_argument("--target", help="passed to `mote convert --target`")
+    ap.add_argument("--quant", default="", metavar="fp16,int8",
+                    help="also time mote with these weight precisions (int8: calibrated on 32 "
+                    "random-normal inputs, a test calibration)")
     ap.add_argument("--mote", type=Path, default=REPO / "target" / "release" / "mote",
                     help="the mote binary (default: target/release/mote in the repository)")
     ap.add_argument("--json", type=Path, metavar="OUT", help="also write every number to OUT")
@@ -573,6 +658,10 @@ def main():
     args = ap.parse_args()
     if args.iters < 1 or args.warmup < 0 or args.rounds < 1 or args.threads < 1:
         ap.error("--iters, --rounds and --threads must be >= 1, --warmup >= 0")
+    args.quant = [q for q in args.quant.split(",") if q]
+    for q in args.quant:
+        if q not in ("fp16", "int8"):
+            ap.error(f"--quant takes fp16 and/or int8, not {q!r}")
 
     if not args.mote.is_file() or not os.access(args.mote, os.X_OK):
         sys.exit(f"error: mote binary not found at {args.mote}\n"
@@ -636,6 +725,11 @@ def main():
     out += ["", "mote/ORT and mote/tract: > 1 means mote is slower. Max abs diff: over all outputs, "
             f"against onnxruntime; \"over tol\" means above {TOL_REL:g} × max(1, max|ORT|).", "",
             table(recs), ""]
+    if args.quant:
+        out += ["Reduced precision (mote only; the same inputs; int8 calibrated on 32 seeded "
+                "random-normal inputs with `--calibrate random:32`, a test calibration; "
+                "cosine and top-1 against onnxruntime's fp32 outputs):", "",
+                reduced_table(recs, args.quant), ""]
     notes = [f"- {r['model']}: inputs from {r['input_source']}" for r in recs if "input_source" in r]
     if notes:
         out += ["Inputs:", ""] + notes + [""]
@@ -646,6 +740,7 @@ def main():
             "command": command, "date": started.isoformat(), "machine": machine,
             "versions": versions, "threads": args.threads, "iters": args.iters,
             "warmup": args.warmup, "rounds": args.rounds, "target": args.target,
+            "quant": args.quant,
             "binding_overhead": overhead, "models": recs}, indent=2) + "\n")
         log(f"wrote {args.json}")
 
