@@ -67,7 +67,7 @@ pub mod code {
 }
 
 /// What an int8 layer ([`Op::QConv2d`], [`Op::QMatMul`]) writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum QOut {
     /// `u8` requantized with per-channel fixed-point multipliers to the output zero point,
     /// clamped to `[lo, hi]` (a fused ReLU or clip).
@@ -79,13 +79,16 @@ pub enum QOut {
         /// Highest output value.
         hi: u8,
     },
-    /// `f32`: the accumulator times a per-channel scale (`qgemm_f32out`), for layers whose
-    /// consumer is f32.
-    F32,
+    /// `f32`: the accumulator times a per-channel scale (`qgemm_f32out`), then `act`, for
+    /// layers whose consumer is f32.
+    F32 {
+        /// The activation applied to the f32 result (SiLU, GELU, ... of the layer).
+        act: Activation,
+    },
 }
 
 /// The quantization words shared by the int8 layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct QParams {
     /// Zero point of the `u8` input.
     pub x_zp: u8,
@@ -99,14 +102,14 @@ impl QParams {
     pub fn rq_bytes_per_channel(&self) -> usize {
         match self.out {
             QOut::U8 { .. } => 9,
-            QOut::F32 => 8,
+            QOut::F32 { .. } => 8,
         }
     }
     /// The output dtype.
     pub fn out_dtype(&self) -> DType {
         match self.out {
             QOut::U8 { .. } => DType::U8,
-            QOut::F32 => DType::F32,
+            QOut::F32 { .. } => DType::F32,
         }
     }
 }
@@ -588,20 +591,18 @@ fn q_scale(r: &mut ParamReader<'_>) -> core::result::Result<f32, &'static str> {
 fn qparams_decode(r: &mut ParamReader<'_>) -> core::result::Result<QParams, &'static str> {
     let x_zp = r.u8()?;
     let kind = r.word()?;
-    let (zp, lo, hi) = (r.u8()?, r.u8()?, r.u8()?);
     let out = match kind {
         0 => {
+            let (zp, lo, hi) = (r.u8()?, r.u8()?, r.u8()?);
             if lo > hi {
                 return Err("int8 output bounds are inverted (lo > hi)");
             }
             QOut::U8 { zp, lo, hi }
         }
-        1 => {
-            if (zp, lo, hi) != (0, 0, 0) {
-                return Err("an f32-output int8 layer has non-zero u8 output words");
-            }
-            QOut::F32
-        }
+        // The activation's three words (all 0: none).
+        1 => QOut::F32 {
+            act: act_decode(r)?,
+        },
         _ => return Err(BAD_ENUM),
     };
     Ok(QParams { x_zp, out })
@@ -616,10 +617,9 @@ fn qparams_encode(q: &QParams, w: &mut dyn FnMut(u32)) {
             w(lo as u32);
             w(hi as u32);
         }
-        QOut::F32 => {
-            for x in [1, 0, 0, 0] {
-                w(x);
-            }
+        QOut::F32 { act } => {
+            w(1);
+            act_encode(act, w);
         }
     }
 }
@@ -1940,7 +1940,7 @@ impl Op {
                     return Err("int8 reduction longer than MAX_QK");
                 }
                 if q_depthwise(&g) {
-                    if q.out == QOut::F32 {
+                    if matches!(q.out, QOut::F32 { .. }) {
                         return Err("a depthwise int8 conv has no f32 output form");
                     }
                     expect_elems(wt, prod(&[g.c_out, k])?)?;

@@ -9,13 +9,15 @@ use crate::format::DType;
 use crate::ops::{q_depthwise, q_direct, Op, QOut, QParams};
 use crate::view::{cast, cast_mut};
 use mote_targets::q8::{qgemm_packed_len, QMat, QOut as Dst, Requant};
-use mote_targets::Conv2dGeom;
+use mote_targets::{Activation, Conv2dGeom};
 
 /// The one place the runtime calls the int8 kernels from: the dispatching versions, which run
 /// the kernel set's SIMD code (VNNI, AVX2, NEON dot-product or widening) and return exactly the
 /// bits of the `mote_targets::q8` references.
 mod kern {
-    pub use mote_targets::kernels::{dequantize_u8, qdwconv2d, qgemm, qgemm_f32out, quantize_u8};
+    pub use mote_targets::kernels::{
+        activation_inplace_f32, dequantize_u8, qdwconv2d, qgemm, qgemm_f32out, quantize_u8,
+    };
 }
 
 fn bad(reason: &'static str) -> StepError {
@@ -45,7 +47,7 @@ fn split_rq<'a>(q: &QParams, blob: &'a [u8], c: usize) -> Result<Rq<'a>, StepErr
             multiplier: cast::<i32>(part(4 * c, 4 * c)?)?,
             shift: cast::<i8>(part(8 * c, c)?)?,
         },
-        QOut::F32 => Rq::F32 {
+        QOut::F32 { .. } => Rq::F32 {
             bias,
             scale: cast::<f32>(part(4 * c, 4 * c)?)?,
         },
@@ -140,8 +142,9 @@ fn gemm(
             };
             kern::qgemm(ctx.isa, m, n, k, w, x, q.x_zp, &r, out, dst, scratch);
         }
-        (Rq::F32 { bias, scale }, QOut::F32) => {
+        (Rq::F32 { bias, scale }, QOut::F32 { act }) => {
             let out = cast_mut::<f32>(out)?;
+            let region = (dst.offset, m, n, dst.rs, dst.cs);
             kern::qgemm_f32out(
                 ctx.isa,
                 m,
@@ -156,8 +159,42 @@ fn gemm(
                 dst,
                 scratch,
             );
+            if act != Activation::None {
+                activate(ctx, act, out, region)?;
+            }
         }
         _ => return Err(bad("requant blob does not match the output kind")),
+    }
+    Ok(())
+}
+
+/// Applies `act` to the `m × n` elements `offset + i × rs + j × cs` the GEMM wrote: one
+/// kernel call when they form one block (every layout the converter writes), else one per
+/// element.
+fn activate(
+    ctx: Ctx,
+    act: Activation,
+    out: &mut [f32],
+    (offset, m, n, rs, cs): (usize, usize, usize, usize, usize),
+) -> Result<(), StepError> {
+    let len = m * n;
+    if len == 0 {
+        return Ok(());
+    }
+    if (cs == 1 && rs == n) || (rs == 1 && cs == m) {
+        let block = out
+            .get_mut(offset..offset + len)
+            .ok_or(bad("int8 output region"))?;
+        kern::activation_inplace_f32(ctx.isa, act, block);
+        return Ok(());
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let v = out
+                .get_mut(offset + i * rs + j * cs)
+                .ok_or(bad("int8 output region"))?;
+            kern::activation_inplace_f32(ctx.isa, act, core::slice::from_mut(v));
+        }
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use mote::exec::{eval, eval_scratch, Ctx};
 use mote::ops::{code, Op, Operand, ParamReader, QOut, QParams};
 use mote::{AlignedBytes, DType};
 use mote_targets::q8;
-use mote_targets::Conv2dGeom;
+use mote_targets::{Activation, Conv2dGeom};
 
 // ---------------------------------------------------------------------------------------------
 // A small seeded generator
@@ -75,7 +75,7 @@ impl RqData {
                 b.extend(self.mult.iter().flat_map(|v| v.to_le_bytes()));
                 b.extend(self.shift.iter().map(|&v| v as u8));
             }
-            QOut::F32 => b.extend(self.scale.iter().flat_map(|v| v.to_le_bytes())),
+            QOut::F32 { .. } => b.extend(self.scale.iter().flat_map(|v| v.to_le_bytes())),
         }
         b
     }
@@ -85,10 +85,68 @@ impl RqData {
             QOut::U8 { zp, lo, hi } => {
                 vec![requant_ref(acc, self.mult[c], self.shift[c], zp, lo, hi)]
             }
-            QOut::F32 => ((acc as i32) as f32 * self.scale[c]).to_le_bytes().to_vec(),
+            QOut::F32 { act } => {
+                let v = (acc as i32) as f32 * self.scale[c];
+                if act == Activation::None {
+                    v.to_le_bytes().to_vec()
+                } else {
+                    (act_ref(act, v as f64) as f32).to_le_bytes().to_vec()
+                }
+            }
         }
     }
 }
+
+/// The activations in f64, written from their definitions (erf: Abramowitz–Stegun 7.1.26,
+/// |error| < 1.5e-7).
+fn act_ref(act: Activation, x: f64) -> f64 {
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let erf = |x: f64| {
+        let t = 1.0 / (1.0 + 0.3275911 * x.abs());
+        let y = 1.0
+            - t * (0.254829592
+                + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+                * (-x * x).exp();
+        y.copysign(x)
+    };
+    match act {
+        Activation::None => x,
+        Activation::Relu => x.max(0.0),
+        Activation::Clip { lo, hi } => x.max(lo as f64).min(hi as f64),
+        Activation::Sigmoid => sigmoid(x),
+        Activation::Gelu => 0.5 * x * (1.0 + erf(x / 2f64.sqrt())),
+        Activation::Silu => x * sigmoid(x),
+    }
+}
+
+/// The outputs agree: bit for bit, except f32 outputs with an activation, which the kernels
+/// compute within their documented error bounds (here 1e-5 relative to max(1, |want|)).
+fn assert_outputs(got: &[u8], want: &[u8], q: &QParams, what: &str) {
+    match q.out {
+        QOut::F32 { act } if act != Activation::None => {
+            assert_eq!(got.len(), want.len(), "{what}");
+            for (i, (g, w)) in got.chunks_exact(4).zip(want.chunks_exact(4)).enumerate() {
+                let g = f32::from_le_bytes(g.try_into().unwrap());
+                let w = f32::from_le_bytes(w.try_into().unwrap());
+                assert!(
+                    (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    "{what}: element {i}: {g} against {w}"
+                );
+            }
+        }
+        _ => assert_eq!(got, want, "{what}"),
+    }
+}
+
+/// The output kinds every int8 layer test covers: `u8`, and `f32` with each activation.
+const F32_ACTS: [Activation; 6] = [
+    Activation::None,
+    Activation::Relu,
+    Activation::Clip { lo: -0.5, hi: 2.0 },
+    Activation::Sigmoid,
+    Activation::Gelu,
+    Activation::Silu,
+];
 
 /// Aligned copies of byte operands (the kernels read i32/f32 out of them).
 fn aligned(b: &[u8]) -> AlignedBytes {
@@ -157,7 +215,7 @@ fn conv_case(r: &mut Rng, g: Conv2dGeom, q: QParams) {
     let op = Op::QConv2d { g, q };
     let out_dtype = match q.out {
         QOut::U8 { .. } => DType::U8,
-        QOut::F32 => DType::F32,
+        QOut::F32 { .. } => DType::F32,
     };
     let n_out = g.n * g.c_out * g.h_out * g.w_out;
     let got = run_op(
@@ -200,7 +258,7 @@ fn conv_case(r: &mut Rng, g: Conv2dGeom, q: QParams) {
             }
         }
     }
-    assert_eq!(got, want, "{g:?} {q:?}");
+    assert_outputs(&got, &want, &q, &format!("{g:?} {q:?}"));
 }
 
 fn geom(
@@ -236,12 +294,13 @@ fn geom(
     }
 }
 
-fn qp(r: &mut Rng, f32_out: bool) -> QParams {
+/// Random words; `f32_act` `Some(act)` asks for an f32 output with that activation.
+fn qp(r: &mut Rng, f32_act: Option<Activation>) -> QParams {
     let lo = r.below(60) as u8;
     QParams {
         x_zp: r.next() as u8,
-        out: if f32_out {
-            QOut::F32
+        out: if let Some(act) = f32_act {
+            QOut::F32 { act }
         } else {
             QOut::U8 {
                 zp: r.next() as u8,
@@ -266,11 +325,11 @@ fn qconv2d_matches_the_integer_reference() {
         geom(1, 5, 9, 1, (6, 5), (2, 3), 1, 2, 2),   // odd kernel, dilation, k not a multiple of 4
     ];
     for g in cases {
-        for f32_out in [false, true] {
-            if f32_out && mote::ops::q_depthwise(&g) {
+        for f32_act in [None].into_iter().chain(F32_ACTS.map(Some)) {
+            if f32_act.is_some() && mote::ops::q_depthwise(&g) {
                 continue;
             }
-            let q = qp(&mut r, f32_out);
+            let q = qp(&mut r, f32_act);
             conv_case(&mut r, g, q);
         }
     }
@@ -280,8 +339,9 @@ fn qconv2d_matches_the_integer_reference() {
 fn qmatmul_matches_the_integer_reference() {
     let mut r = Rng(0xfeed_beef_0123_4567);
     for (p, n, k, transposed) in [(5, 9, 13, false), (1, 16, 64, false), (7, 3, 20, true)] {
-        for f32_out in [false, true] {
-            let q = qp(&mut r, f32_out);
+        for f32_act in [None].into_iter().chain(F32_ACTS.map(Some)) {
+            let f32_out = f32_act.is_some();
+            let q = qp(&mut r, f32_act);
             let x = r.u8s(p * k);
             let (a_rs, a_cs) = if transposed { (1, p) } else { (k, 1) };
             // W[c, j]; the op stores its transpose [n, k] packed.
@@ -326,7 +386,12 @@ fn qmatmul_matches_the_integer_reference() {
                     want.extend(rq.out(&q, j, acc));
                 }
             }
-            assert_eq!(got, want, "p {p} n {n} k {k} transposed {transposed} {q:?}");
+            assert_outputs(
+                &got,
+                &want,
+                &q,
+                &format!("p {p} n {n} k {k} transposed {transposed} {q:?}"),
+            );
         }
     }
 }
@@ -414,7 +479,18 @@ fn int8_params_round_trip_and_bad_words_are_refused() {
             g,
             q: QParams {
                 x_zp: 0,
-                out: QOut::F32,
+                out: QOut::F32 {
+                    act: Activation::None,
+                },
+            },
+        },
+        Op::QConv2d {
+            g,
+            q: QParams {
+                x_zp: 0,
+                out: QOut::F32 {
+                    act: Activation::Clip { lo: -1.0, hi: 6.0 },
+                },
             },
         },
         Op::QMatMul {
@@ -453,9 +529,10 @@ fn int8_params_round_trip_and_bad_words_are_refused() {
         bad(code::QMATMUL, &[1, 1, 1, 1, 1, 0, 0, 0, 9, 8]),
         "int8 output bounds are inverted (lo > hi)"
     );
+    // An f32 output's three words are an activation: kind 6 does not exist.
     assert_eq!(
-        bad(code::QMATMUL, &[1, 1, 1, 1, 1, 0, 1, 0, 0, 1]),
-        "an f32-output int8 layer has non-zero u8 output words"
+        bad(code::QMATMUL, &[1, 1, 1, 1, 1, 0, 1, 6, 0, 0]),
+        "parameter enum value out of range"
     );
     assert_eq!(
         bad(code::QMATMUL, &[1, 1, 1, 1, 1, 0, 2, 0, 0, 0]),
@@ -465,7 +542,9 @@ fn int8_params_round_trip_and_bad_words_are_refused() {
     let dwg = geom(1, 4, 4, 4, (5, 5), (3, 3), 1, 1, 1);
     let f32q = QParams {
         x_zp: 0,
-        out: QOut::F32,
+        out: QOut::F32 {
+            act: Activation::None,
+        },
     };
     let o = |dtype, elems| Some(Operand { dtype, elems });
     let e = Op::QConv2d { g: dwg, q: f32q }

@@ -593,6 +593,21 @@ pub fn unary_f32(isa: Isa, op: UnaryOp, x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `x[i] = act(x[i])`: a fused activation applied after the fact (the f32 output of an int8
+/// layer), with the same kernels as [`unary_inplace_f32`] and so the same bits as a separate
+/// `Unary` step.
+pub fn activation_inplace_f32(isa: Isa, act: Activation, x: &mut [f32]) {
+    let op = match act {
+        Activation::None => return,
+        Activation::Relu => UnaryOp::Relu,
+        Activation::Clip { lo, hi } => UnaryOp::Clip { lo, hi },
+        Activation::Sigmoid => UnaryOp::Sigmoid,
+        Activation::Gelu => UnaryOp::Gelu,
+        Activation::Silu => UnaryOp::Silu,
+    };
+    unary_inplace_f32(isa, op, x)
+}
+
 /// `x[i] = op(x[i])`, as [`generic::activation::unary_inplace_f32`].
 pub fn unary_inplace_f32(isa: Isa, op: UnaryOp, x: &mut [f32]) {
     match isa.kind() {

@@ -381,8 +381,17 @@ fn discontinuous(op: &Op) -> bool {
 /// SiLU/GELU/sigmoid epilogues of layers that may go int8 become separate f32 steps, so that
 /// calibration sees the layer's own output range.
 pub fn split_activations(g: &mut Graph) -> Result<()> {
+    // Only layers that may go int8: the others (depthwise, tiny, computed weights) keep their
+    // activation fused in the f32 kernel's epilogue.
+    let eligible: Vec<bool> = (0..g.steps.len())
+        .map(|i| matches!(candidate(g, i), Ok(Some(_))))
+        .collect();
     let steps = std::mem::take(&mut g.steps);
-    for mut s in steps {
+    for (mut s, eligible) in steps.into_iter().zip(eligible) {
+        if !eligible {
+            g.steps.push(s);
+            continue;
+        }
         let act = match &mut s.op {
             Op::Conv2d { act, .. } => act,
             Op::MatMul(m) => &mut m.act,
@@ -645,7 +654,7 @@ fn build(l: &Layer, sx: f32, x_zp: u8, out: Option<(f32, u8)>) -> Result<QLayer,
             }
             QParams {
                 x_zp,
-                out: QOut::F32,
+                out: QOut::F32 { act: l.act },
             }
         }
     };
@@ -768,12 +777,51 @@ pub fn quantize(g: &mut Graph, samples: &Samples, est: Estimator) -> Result<Repo
             None => break,
         }
     }
+    // An f32-output layer whose only reader is a SiLU/GELU/sigmoid step (the epilogue
+    // `split_activations` took out for calibration) applies it itself and writes that step's
+    // output: one pass over the tensor less (same kernel, same bits).
+    let mut fused: HashMap<usize, (Activation, TId)> = HashMap::new();
+    for (&i, (b, _)) in &mut built {
+        let l = &layers[&i];
+        let ry = g.root(l.y);
+        let QOut::F32 {
+            act: Activation::None,
+        } = b.q.out
+        else {
+            continue;
+        };
+        let (Some(&[(j, 0)]), false) =
+            (readers.get(&ry).map(Vec::as_slice), out_roots.contains(&ry))
+        else {
+            continue;
+        };
+        let act = match g.steps[j].op {
+            Op::Unary { op: UnaryOp::Silu } => Activation::Silu,
+            Op::Unary { op: UnaryOp::Gelu } => Activation::Gelu,
+            Op::Unary {
+                op: UnaryOp::Sigmoid,
+            } => Activation::Sigmoid,
+            Op::Unary { op: UnaryOp::Relu } => Activation::Relu,
+            _ => continue,
+        };
+        let y = g.steps[j].output;
+        if j <= i || g.tensors[y].shape != g.tensors[l.y].shape || g.tensors[y].dtype != DType::F32
+        {
+            continue;
+        }
+        b.q.out = QOut::F32 { act };
+        fused.insert(j, (act, y));
+        fused.insert(i, (act, y));
+    }
     // Rewrite the step list.
     let old = std::mem::take(&mut g.steps);
     let mut qver: HashMap<TId, TId> = HashMap::new();
     for (i, s) in old.into_iter().enumerate() {
         let (Some(l), Some((b, dequant))) = (layers.get(&i), built.remove(&i)) else {
-            g.steps.push(s);
+            // A fused activation step (its layer writes its output) goes away.
+            if !fused.contains_key(&i) || layers.contains_key(&i) {
+                g.steps.push(s);
+            }
             continue;
         };
         let origin = s.origin.clone();
@@ -838,7 +886,10 @@ pub fn quantize(g: &mut Graph, samples: &Samples, est: Estimator) -> Result<Repo
                     rep.converts.1 += 1;
                 }
             }
-            QOut::F32 => g.emit(op, &[Some(xq), Some(w), Some(rq), scratch], l.y, &origin)?,
+            QOut::F32 { .. } => {
+                let y = fused.get(&i).map_or(l.y, |&(_, y)| y);
+                g.emit(op, &[Some(xq), Some(w), Some(rq), scratch], y, &origin)?
+            }
         }
         rep.int8.push(origin);
     }
