@@ -302,7 +302,7 @@ fn im2col(g: &Conv2dGeom, x: &[u8], x_zp: u8, col: &mut [u8]) {
                     let ox0 = if off >= 0 {
                         0
                     } else {
-                        (off.unsigned_abs()).div_ceil(s)
+                        off.unsigned_abs().div_ceil(s)
                     }
                     .min(g.w_out);
                     let end = g.w_in as isize - off; // ox × s < end
@@ -313,9 +313,9 @@ fn im2col(g: &Conv2dGeom, x: &[u8], x_zp: u8, col: &mut [u8]) {
                     };
                     line[..ox0].fill(x_zp);
                     line[ox1..].fill(x_zp);
-                    let first = (ox0 * s) as isize + off;
                     if ox1 > ox0 {
-                        let first = first as usize;
+                        // ≥ 0: ox0 is the first output whose tap is inside the row.
+                        let first = ((ox0 * s) as isize + off) as usize;
                         if s == 1 {
                             line[ox0..ox1].copy_from_slice(&src[first..first + (ox1 - ox0)]);
                         } else {

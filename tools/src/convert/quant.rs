@@ -7,10 +7,10 @@
 //! * activations are per-tensor asymmetric `u8` (range from the chosen estimator, always
 //!   including 0), weights per-output-channel symmetric `i8` in `[-127, 127]`, biases `i32` in
 //!   the accumulator's scale (the contract of `mote_targets::q8`);
-//! * convolutions (dense, pointwise, grouped, depthwise) and MatMul/Gemm with constant weights
-//!   of at least [`MIN_MACS`] multiply-adds per output position become `QConv2d`/`QMatMul`;
-//!   a fused ReLU/clip becomes the `u8` output bounds; SiLU/GELU/sigmoid run in f32 after an
-//!   f32-output int8 layer (depthwise: `u8` output then `Dequantize`);
+//! * convolutions (dense, pointwise, grouped; depthwise only with `INT8_DEPTHWISE`) and
+//!   MatMul/Gemm with constant weights of at least [`MIN_MACS`] multiply-adds per output
+//!   position become `QConv2d`/`QMatMul`; a fused ReLU/clip becomes the `u8` output bounds; an
+//!   f32-output int8 layer applies the SiLU/GELU/sigmoid that follows it itself;
 //! * everything else stays f32, with `Quantize`/`Dequantize` steps where an int8 layer meets
 //!   an f32 one; consecutive int8 layers pass `u8` directly.
 
@@ -780,7 +780,9 @@ pub fn quantize(g: &mut Graph, samples: &Samples, est: Estimator) -> Result<Repo
     // An f32-output layer whose only reader is a SiLU/GELU/sigmoid step (the epilogue
     // `split_activations` took out for calibration) applies it itself and writes that step's
     // output: one pass over the tensor less (same kernel, same bits).
-    let mut fused: HashMap<usize, (Activation, TId)> = HashMap::new();
+    // Layer -> the output it writes instead of its own; the activation steps it absorbed.
+    let mut writes_to: HashMap<usize, TId> = HashMap::new();
+    let mut absorbed: HashSet<usize> = HashSet::new();
     for (&i, (b, _)) in &mut built {
         let l = &layers[&i];
         let ry = g.root(l.y);
@@ -810,8 +812,8 @@ pub fn quantize(g: &mut Graph, samples: &Samples, est: Estimator) -> Result<Repo
             continue;
         }
         b.q.out = QOut::F32 { act };
-        fused.insert(j, (act, y));
-        fused.insert(i, (act, y));
+        writes_to.insert(i, y);
+        absorbed.insert(j);
     }
     // Rewrite the step list.
     let old = std::mem::take(&mut g.steps);
@@ -819,7 +821,7 @@ pub fn quantize(g: &mut Graph, samples: &Samples, est: Estimator) -> Result<Repo
     for (i, s) in old.into_iter().enumerate() {
         let (Some(l), Some((b, dequant))) = (layers.get(&i), built.remove(&i)) else {
             // A fused activation step (its layer writes its output) goes away.
-            if !fused.contains_key(&i) || layers.contains_key(&i) {
+            if !absorbed.contains(&i) {
                 g.steps.push(s);
             }
             continue;
@@ -887,7 +889,7 @@ pub fn quantize(g: &mut Graph, samples: &Samples, est: Estimator) -> Result<Repo
                 }
             }
             QOut::F32 { .. } => {
-                let y = fused.get(&i).map_or(l.y, |&(_, y)| y);
+                let y = writes_to.get(&i).copied().unwrap_or(l.y);
                 g.emit(op, &[Some(xq), Some(w), Some(rq), scratch], y, &origin)?
             }
         }
