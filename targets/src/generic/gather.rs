@@ -94,6 +94,9 @@ pub fn gather_elements<T: Copy>(
 /// ArgMax (or ArgMin when `min`) over `[outer, axis_len, inner]` -> `[outer, inner]` as i64.
 /// Ties give the first index, or the last when `select_last`. NaN counts as the largest value
 /// (all NaNs tie; `-0` and `+0` tie). An empty axis (`axis_len == 0`) writes 0.
+///
+/// Runs over blocks of [`ARGMAX_BLOCK`] positions, reading each row of the block contiguously;
+/// the comparison is branch-free so the block loop vectorizes.
 pub fn argmax_f32(
     outer: usize,
     axis_len: usize,
@@ -103,36 +106,60 @@ pub fn argmax_f32(
     x: &[f32],
     out: &mut [i64],
 ) {
-    // Total order with NaN above everything (all NaNs equal): how `v` ranks against `best`.
-    #[inline]
-    fn rank_cmp(v: f32, best: f32) -> core::cmp::Ordering {
-        use core::cmp::Ordering::*;
-        match (v.is_nan(), best.is_nan()) {
-            (true, true) => Equal,
-            (true, false) => Greater,
-            (false, true) => Less,
-            // Neither is NaN, so partial_cmp is total here.
-            _ => v.partial_cmp(&best).unwrap_or(Equal),
-        }
+    // Whether `v` (at a later index) replaces `b`, per mode. `v != v` is `v.is_nan()`.
+    #[allow(clippy::eq_op)]
+    match (min, select_last) {
+        (false, false) => argmax_blocks(outer, axis_len, inner, x, out, |v, b| {
+            v > b || (v != v && b == b)
+        }),
+        (false, true) => argmax_blocks(outer, axis_len, inner, x, out, |v, b| v >= b || v != v),
+        (true, false) => argmax_blocks(outer, axis_len, inner, x, out, |v, b| {
+            v < b || (b != b && v == v)
+        }),
+        (true, true) => argmax_blocks(outer, axis_len, inner, x, out, |v, b| v <= b || b != b),
     }
-    use core::cmp::Ordering::{Equal, Greater, Less};
-    let wins = if min { Less } else { Greater };
+}
+
+/// Positions per block of [`argmax_f32`].
+pub const ARGMAX_BLOCK: usize = 64;
+
+#[inline(always)]
+fn argmax_blocks(
+    outer: usize,
+    axis_len: usize,
+    inner: usize,
+    x: &[f32],
+    out: &mut [i64],
+    wins: impl Fn(f32, f32) -> bool,
+) {
+    let mut best = [0f32; ARGMAX_BLOCK];
+    let mut best_j = [0u32; ARGMAX_BLOCK];
     for o in 0..outer {
-        for i in 0..inner {
-            let base = o * axis_len * inner + i;
-            let mut best_j = 0usize;
+        let mut i0 = 0;
+        while i0 < inner {
+            let nb = ARGMAX_BLOCK.min(inner - i0);
+            let base = o * axis_len * inner + i0;
+            best_j[..nb].fill(0);
             if axis_len > 0 {
-                let mut best = x[base];
-                for j in 1..axis_len {
-                    let v = x[base + j * inner];
-                    let c = rank_cmp(v, best);
-                    if c == wins || (select_last && c == Equal) {
-                        best = v;
-                        best_j = j;
-                    }
+                best[..nb].copy_from_slice(&x[base..base + nb]);
+            }
+            for j in 1..axis_len {
+                let row = &x[base + j * inner..base + j * inner + nb];
+                // Step parameters are u32 words in the file format, so `j < 2^32`.
+                let jj = u32::try_from(j).unwrap_or(u32::MAX);
+                for ((b, bj), &v) in best[..nb].iter_mut().zip(&mut best_j[..nb]).zip(row) {
+                    let w = wins(v, *b);
+                    *b = if w { v } else { *b };
+                    *bj = if w { jj } else { *bj };
                 }
             }
-            out[o * inner + i] = best_j as i64;
+            for (d, &j) in out[o * inner + i0..o * inner + i0 + nb]
+                .iter_mut()
+                .zip(&best_j[..nb])
+            {
+                *d = j as i64;
+            }
+            i0 += nb;
         }
     }
 }
