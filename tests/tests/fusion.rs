@@ -77,6 +77,28 @@ fn layernorm_over_nchw_channels_drops_both_transposes() {
 }
 
 #[test]
+fn channel_mix_chains_become_one_step_or_fold() {
+    // SpaRTAN's complex modulation (transpose, reshape, slices, four products, sub, add,
+    // concat, transpose): one grouped 1x1 conv, folded into a conv whose groups hold pairs.
+    assert_eq!(
+        steps("complex_mul_then_depthwise"),
+        ["Conv2d", "DepthwiseConv2d"]
+    );
+    assert_eq!(steps("complex_mul_then_grouped"), ["Conv2d"]);
+    assert_eq!(steps("complex_mul_output"), ["Conv2d"]);
+    // Linear chains that are not one channel mix at every position keep their copies: only
+    // the per-channel scale and shift after the transpose become one step.
+    assert_eq!(
+        steps("linear_chain_moves_positions"),
+        ["Copy", "ChannelAffine"]
+    );
+    assert_eq!(
+        steps("linear_chain_positional_scale"),
+        ["Copy", "Binary", "Copy"]
+    );
+}
+
+#[test]
 fn silu_becomes_one_step_or_the_conv_epilogue() {
     assert_eq!(steps("silu_after_conv"), ["Conv2d"]);
     assert_eq!(steps("silu_sigmoid_first"), ["Unary"]);

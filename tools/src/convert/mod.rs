@@ -1,5 +1,6 @@
 //! `mote convert`: ONNX -> lowered steps -> passes -> memory plan -> `.mote` bytes.
 
+pub mod chanmix;
 pub mod fp16;
 pub mod ir;
 pub mod lower;

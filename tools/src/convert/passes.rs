@@ -25,12 +25,14 @@ pub fn optimize_with(g: &mut Graph, elementwise: bool) -> Result<()> {
     fuse_gelu(g);
     fuse_silu(g);
     fuse_layernorm_axis(g);
+    super::chanmix::fuse_channel_mix(g)?;
     fuse_matmul_bias(g)?;
     binary_to_affine(g)?;
     fold_copies_into_matmul(g);
     loop {
         let before = g.steps.len();
         merge_affine_into_conv(g)?;
+        super::chanmix::fold_mix_into_conv(g)?;
         merge_affine_into_matmul(g)?;
         fold_scale_into_matmul(g);
         fuse_activation(g);
@@ -47,13 +49,13 @@ pub fn optimize_with(g: &mut Graph, elementwise: bool) -> Result<()> {
 }
 
 /// Uses of each storage root: step indices that read it, and whether a graph output is on it.
-struct Uses {
+pub(super) struct Uses {
     readers: HashMap<TId, Vec<usize>>,
     outputs: Vec<TId>,
 }
 
 impl Uses {
-    fn of(g: &Graph) -> Uses {
+    pub(super) fn of(g: &Graph) -> Uses {
         let mut readers: HashMap<TId, Vec<usize>> = HashMap::new();
         for (i, s) in g.steps.iter().enumerate() {
             for t in s.inputs.iter().flatten() {
@@ -67,7 +69,7 @@ impl Uses {
     }
     /// The single step reading `t` (and nothing else, no graph output, no view of it read
     /// elsewhere), if any.
-    fn only_reader(&self, g: &Graph, t: TId) -> Option<usize> {
+    pub(super) fn only_reader(&self, g: &Graph, t: TId) -> Option<usize> {
         let r = g.root(t);
         if self.outputs.contains(&r) {
             return None;
@@ -79,7 +81,7 @@ impl Uses {
     }
 }
 
-fn producer(g: &Graph, t: TId) -> Option<usize> {
+pub(super) fn producer(g: &Graph, t: TId) -> Option<usize> {
     let r = g.root(t);
     let mut found = None;
     for (i, s) in g.steps.iter().enumerate() {

@@ -294,6 +294,9 @@ fn matmul_rows(m: &MatMulGeom) -> Option<(usize, usize)> {
     Some((rows, stride.unwrap_or(m.a_rs)))
 }
 
+/// Shortest reduction (input channels per group × kernel taps) a convolution needs to go int8.
+const MIN_INT8_K: usize = 4;
+
 fn candidate(g: &Graph, i: usize) -> Result<Option<Layer>, String> {
     let s = &g.steps[i];
     let w = s.inputs[1].ok_or("no weight")?;
@@ -320,6 +323,12 @@ fn candidate(g: &Graph, i: usize) -> Result<Option<Layer>, String> {
                 );
             }
             let k = geom.c_in / geom.groups * geom.kh * geom.kw;
+            if k < MIN_INT8_K {
+                return Err(format!(
+                    "a reduction over {k} values (a channel mix): the quantize and dequantize \
+                     steps around it would cost more than the int8 products save"
+                ));
+            }
             let rows: Vec<Vec<f32>> = wv.chunks(k.max(1)).map(|c| c.to_vec()).collect();
             (LayerKind::Conv(geom), rows, act, k * geom.c_out, geom.c_out)
         }
