@@ -166,6 +166,8 @@ pub fn bench(path: &Path, inputs: &[(usize, Vec<u8>)], o: &BenchOpts) -> Result<
     times.sort_by(f64::total_cmp);
     let (min, med, p90) = (times[0], pct(&times, 0.5), pct(&times, 0.9));
     let mut profile: Vec<(String, f64, usize)> = vec![];
+    // The slowest single steps: (ms, index, label, output name and shape).
+    let mut slowest: Vec<(f64, usize, String, String)> = vec![];
     if o.profile {
         let n = model.step_count();
         let mut per_step = vec![0f64; n];
@@ -187,6 +189,14 @@ pub fn bench(path: &Path, inputs: &[(usize, Vec<u8>)], o: &BenchOpts) -> Result<
             e.0 += per_step[i] / runs as f64;
             e.1 += 1;
         }
+        for (i, &ms) in per_step.iter().enumerate() {
+            let st = model.step(i)?;
+            let out = model.tensor(st.output)?;
+            let what = format!("{} {:?}", out.name, out.shape());
+            slowest.push((ms / runs as f64, i, labels[i].clone(), what));
+        }
+        slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+        slowest.truncate(SLOWEST_SHOWN);
         profile = by
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.0, v.1))
@@ -223,6 +233,18 @@ pub fn bench(path: &Path, inputs: &[(usize, Vec<u8>)], o: &BenchOpts) -> Result<
                 100.0 * ms / total.max(1e-12)
             );
         }
+        if !slowest.is_empty() {
+            println!("  slowest steps:");
+        }
+        for (ms, i, k, what) in &slowest {
+            println!(
+                "  {ms:9.3} ms {:5.1}%  step {i:4}  {k} -> {what}",
+                100.0 * ms / total.max(1e-12)
+            );
+        }
     }
     Ok(())
 }
+
+/// Steps listed one by one under `--profile`.
+const SLOWEST_SHOWN: usize = 12;
