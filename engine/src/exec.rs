@@ -482,6 +482,37 @@ pub fn eval(
                 })
             })?
         }
+        #[cfg(feature = "op-elementwise")]
+        Op::ElementwiseReduce { bc, prog, op, len } => {
+            use mote_targets::program::{ProgramIn, ProgramOut};
+            let mut pins = [ProgramIn::F32(&[]); mote_targets::program::PROGRAM_OPERANDS];
+            for (j, p) in pins.iter_mut().enumerate().take(prog.n_in) {
+                let (dt, x) = ins[j].ok_or_else(missing)?;
+                *p = match dt {
+                    DType::Bool => ProgramIn::Bool(x),
+                    _ => ProgramIn::F32(cast(x)?),
+                };
+            }
+            let o = ProgramOut::Fold {
+                out: cast_mut(out)?,
+                op,
+                len,
+            };
+            mote_targets::program::program_f32(
+                ctx.isa,
+                &prog,
+                bc.dims(),
+                &pins[..prog.n_in],
+                &bc.strides[..prog.n_in],
+                o,
+            )
+            .map_err(|e| {
+                StepError::Other(Error::BadStep {
+                    index: 0,
+                    reason: e.0,
+                })
+            })?
+        }
         #[cfg(feature = "op-norm")]
         Op::Softmax {
             outer,

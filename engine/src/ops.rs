@@ -56,6 +56,8 @@ pub mod code {
     pub const LAYER_NORM_AXIS: u16 = 20;
     /// [`super::Op::Elementwise`] (format 1.1). Ids 21-24 are reserved for the int8 ops.
     pub const ELEMENTWISE: u16 = 25;
+    /// [`super::Op::ElementwiseReduce`] (format 1.2).
+    pub const ELEMENTWISE_REDUCE: u16 = 26;
     /// [`super::Op::Quantize`] (int8, feature `op-int8`).
     pub const QUANTIZE: u16 = 21;
     /// [`super::Op::Dequantize`] (int8, feature `op-int8`).
@@ -419,6 +421,20 @@ pub enum Op {
         bc: Bcast<PROGRAM_OPERANDS>,
         /// The program.
         prog: Program,
+    },
+    /// in: as [`Op::Elementwise`] -> f32 `[total / len]`: the program's f32 results reduced
+    /// by `op` over consecutive runs of `len` (its trailing iteration dims, at most
+    /// `mote_targets::program::FOLD_MAX_RUN`), bit-identical to an `Elementwise` step
+    /// followed by a `Reduce` over those dims. The results are never stored.
+    ElementwiseReduce {
+        /// Iteration dims and the strides of the first `prog.n_in` operands.
+        bc: Bcast<PROGRAM_OPERANDS>,
+        /// The program.
+        prog: Program,
+        /// The reduction.
+        op: ReduceOp,
+        /// Results per reduced run.
+        len: usize,
     },
     /// in: x f32 -> u8, `q = clamp(round_half_even(x / scale) + zp, 0, 255)`.
     Quantize {
@@ -1008,6 +1024,7 @@ impl Op {
             Op::Pad { .. } => code::PAD,
             Op::Pool2d { .. } => code::POOL2D,
             Op::Elementwise { .. } => code::ELEMENTWISE,
+            Op::ElementwiseReduce { .. } => code::ELEMENTWISE_REDUCE,
             Op::Quantize { .. } => code::QUANTIZE,
             Op::Dequantize { .. } => code::DEQUANTIZE,
             Op::QConv2d { .. } => code::QCONV2D,
@@ -1086,7 +1103,8 @@ impl Op {
             | Op::Where { .. }
             | Op::Unary { .. }
             | Op::Cast
-            | Op::Elementwise { .. } => ("op-elementwise", cfg!(feature = "op-elementwise")),
+            | Op::Elementwise { .. }
+            | Op::ElementwiseReduce { .. } => ("op-elementwise", cfg!(feature = "op-elementwise")),
             Op::Softmax { .. }
             | Op::LayerNorm { .. }
             | Op::LayerNormAxis { .. }
@@ -1134,6 +1152,7 @@ impl Op {
             Op::Pad { .. } => "Pad",
             Op::Pool2d { .. } => "Pool2d",
             Op::Elementwise { .. } => "Elementwise",
+            Op::ElementwiseReduce { .. } => "ElementwiseReduce",
             Op::Quantize { .. } => "Quantize",
             Op::Dequantize { .. } => "Dequantize",
             Op::QConv2d { g, .. } if q_depthwise(g) => "QDepthwiseConv2d",
@@ -1293,6 +1312,11 @@ impl Op {
                 );
             }
             Op::Elementwise { bc, prog } => program_encode(bc, prog, w),
+            Op::ElementwiseReduce { bc, prog, op, len } => {
+                program_encode(bc, prog, w);
+                w(reduce_id(*op));
+                w(*len as u32);
+            }
             Op::Quantize { scale, zp } | Op::Dequantize { scale, zp } => {
                 w(scale.to_bits());
                 w(*zp as u32);
@@ -1540,6 +1564,17 @@ impl Op {
                 Op::Pool2d { kind, g }
             }
             code::ELEMENTWISE => program_decode(r)?,
+            code::ELEMENTWISE_REDUCE => {
+                let Op::Elementwise { bc, prog } = program_decode(r)? else {
+                    return Err("element-wise program did not decode as one");
+                };
+                Op::ElementwiseReduce {
+                    bc,
+                    prog,
+                    op: reduce_from(r.word()?)?,
+                    len: r.usize()?,
+                }
+            }
             _ => return Err("unknown op id"),
         };
         r.finish()?;
@@ -1901,6 +1936,31 @@ impl Op {
                 }
                 f32_or_bool(*out)?;
                 bcast_check(&bc, &opnds[..n], *out)?;
+            }
+            Op::ElementwiseReduce { bc, prog, len, .. } => {
+                prog.check()?;
+                let n = prog.n_in;
+                no_more(n)?;
+                let mut opnds = [Operand {
+                    dtype: DType::F32,
+                    elems: 0,
+                }; PROGRAM_OPERANDS];
+                for (j, o) in opnds.iter_mut().enumerate().take(n) {
+                    *o = f32_or_bool(need(j)?)?;
+                }
+                let total = prod(bc.dims())?;
+                if len == 0 || !total.is_multiple_of(len) {
+                    return Err("element-wise reduction runs do not divide the iteration");
+                }
+                if len > mote_targets::program::FOLD_MAX_RUN {
+                    return Err("element-wise reduction run too long");
+                }
+                let all = Operand {
+                    dtype: DType::F32,
+                    elems: total,
+                };
+                bcast_check(&bc, &opnds[..n], all)?;
+                expect_elems(f32_of(*out)?, total / len)?;
             }
             Op::Quantize { .. } => {
                 no_more(1)?;

@@ -14,7 +14,7 @@
 
 use crate::generic::elementwise::binary;
 use crate::isa::{Isa, IsaKind};
-use crate::{BinaryOp, CompareOp, UnaryOp, MAX_RANK};
+use crate::{BinaryOp, CompareOp, ReduceOp, UnaryOp, MAX_RANK};
 
 /// Most instructions in one program.
 pub const PROGRAM_MAX_INSTRS: usize = 32;
@@ -235,6 +235,18 @@ pub enum ProgramOut<'a> {
     F32(&'a mut [f32]),
     /// Booleans: the result `!= 0` as 0 / 1.
     Bool(&'a mut [u8]),
+    /// The results reduced by `op` over consecutive runs of `len` (the trailing iteration
+    /// dims, at most [`FOLD_MAX_RUN`]): `out[r]` reduces results `r·len .. (r+1)·len`,
+    /// bit-identical to writing them out and reducing them with
+    /// [`crate::kernels::reduce_f32`] on the same kernel set.
+    Fold {
+        /// One value per run.
+        out: &'a mut [f32],
+        /// The reduction.
+        op: ReduceOp,
+        /// Values per run (non-zero, divides the iteration size).
+        len: usize,
+    },
 }
 
 type Block = [f32; PROGRAM_BLOCK];
@@ -274,11 +286,22 @@ pub fn program_f32(
             .checked_mul(d)
             .ok_or(ProgramError("element-wise program size overflows"))?;
     }
-    let out_len = match &out {
-        ProgramOut::F32(o) => o.len(),
-        ProgramOut::Bool(o) => o.len(),
+    let (out_len, need) = match &out {
+        ProgramOut::F32(o) => (o.len(), total),
+        ProgramOut::Bool(o) => (o.len(), total),
+        ProgramOut::Fold { out, len, .. } => {
+            if *len == 0 || !total.is_multiple_of(*len) {
+                return Err(ProgramError(
+                    "element-wise reduction runs do not divide the iteration",
+                ));
+            }
+            if *len > FOLD_MAX_RUN {
+                return Err(ProgramError("element-wise reduction run too long"));
+            }
+            (out.len(), total / len)
+        }
     };
-    if out_len < total {
+    if out_len < need {
         return Err(ProgramError("element-wise program output too short"));
     }
     if total == 0 {
@@ -340,6 +363,10 @@ fn run_avx2(
 ) {
     run(isa, prog, dims, ins, strides, out, total)
 }
+
+/// Longest run a [`ProgramOut::Fold`] reduces: results are gathered into a buffer of this
+/// many values and reduced whole runs at a time by the kernel set's Reduce kernel.
+pub const FOLD_MAX_RUN: usize = 1024;
 
 /// How one operand is read per block.
 #[derive(Clone, Copy)]
@@ -481,6 +508,13 @@ fn run(
     }
     let mut regs = [[0f32; PROGRAM_BLOCK]; PROGRAM_REGS];
     let mut tmp = [0f32; PROGRAM_BLOCK];
+    // [`ProgramOut::Fold`]: results wait in `fbuf` until `chunk` (whole runs) are there.
+    let mut fbuf = [0f32; FOLD_MAX_RUN];
+    let (mut fill, mut row) = (0usize, 0usize);
+    let chunk = match &out {
+        ProgramOut::Fold { len, .. } => FOLD_MAX_RUN / len * len,
+        _ => 0,
+    };
     let mut start = 0;
     while start < total {
         let len = PROGRAM_BLOCK.min(total - start);
@@ -506,6 +540,31 @@ fn run(
                 .iter_mut()
                 .zip(res)
                 .for_each(|(o, &v)| *o = (v != 0.0) as u8),
+            ProgramOut::Fold { out, op, len: run } => {
+                let mut rest = res;
+                while !rest.is_empty() {
+                    let take = (chunk - fill).min(rest.len());
+                    fbuf[fill..fill + take].copy_from_slice(&rest[..take]);
+                    fill += take;
+                    rest = &rest[take..];
+                    if fill == chunk || start + len == total && rest.is_empty() {
+                        // Whole runs (the iteration is a multiple of the run length).
+                        let rows = fill / *run;
+                        if let Some(o) = out.get_mut(row..row + rows) {
+                            crate::kernels::reduce_f32(
+                                isa,
+                                *op,
+                                &[rows, *run],
+                                0b10,
+                                &fbuf[..fill],
+                                o,
+                            );
+                        }
+                        row += rows;
+                        fill = 0;
+                    }
+                }
+            }
         }
         start += len;
     }

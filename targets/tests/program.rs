@@ -10,10 +10,21 @@ use common::{row_major, same, unravel, Rng};
 use mote_targets::generic::elementwise as ew;
 use mote_targets::kernels;
 use mote_targets::program::{
-    program_f32, Instr, LogicOp, Program, ProgramIn, ProgramOut, PROGRAM_BLOCK, PROGRAM_MAX_INSTRS,
-    PROGRAM_REG0, PROGRAM_REGS,
+    program_f32, Instr, LogicOp, Program, ProgramIn, ProgramOut, FOLD_MAX_RUN, PROGRAM_BLOCK,
+    PROGRAM_MAX_INSTRS, PROGRAM_REG0, PROGRAM_REGS,
 };
-use mote_targets::{BinaryOp, CompareOp, Isa, IsaKind, UnaryOp, MAX_RANK};
+use mote_targets::{BinaryOp, CompareOp, Isa, IsaKind, ReduceOp, UnaryOp, MAX_RANK};
+
+const REDUCES: [ReduceOp; 8] = [
+    ReduceOp::Sum,
+    ReduceOp::Mean,
+    ReduceOp::Max,
+    ReduceOp::Min,
+    ReduceOp::Prod,
+    ReduceOp::L1,
+    ReduceOp::L2,
+    ReduceOp::SumSquare,
+];
 
 fn all_isas() -> Vec<Isa> {
     IsaKind::ALL.into_iter().filter_map(Isa::new).collect()
@@ -324,6 +335,32 @@ fn random_programs_match_their_steps_bit_for_bit_on_every_kernel_set() {
                         want[i]
                     );
                 }
+                // Folded over every trailing run, with every reduction: the same bits as
+                // reducing the stored results with this kernel set's Reduce kernel.
+                for cut in 0..dims.len() {
+                    let len: usize = dims[cut..].iter().product();
+                    for op in REDUCES {
+                        let rows = total / len;
+                        let mut want_r = vec![0f32; rows];
+                        kernels::reduce_f32(isa, op, &[rows, len], 0b10, &got, &mut want_r);
+                        let mut got_r = vec![-7f32; rows];
+                        let out = ProgramOut::Fold {
+                            out: &mut got_r,
+                            op,
+                            len,
+                        };
+                        program_f32(isa, &p, &dims, &ins, &strides, out).unwrap();
+                        for r in 0..rows {
+                            assert!(
+                                same(got_r[r], want_r[r]),
+                                "{} {op:?} dims {dims:?} runs of {len}, run {r}: got {:e}, want {:e}",
+                                isa.name(),
+                                got_r[r],
+                                want_r[r]
+                            );
+                        }
+                    }
+                }
                 let mut gb = vec![7u8; total];
                 program_f32(isa, &p, &dims, &ins, &strides, ProgramOut::Bool(&mut gb)).unwrap();
                 for i in 0..total {
@@ -457,4 +494,25 @@ fn malformed_calls_are_errors() {
     let mut q = p;
     q.n_in = 2;
     assert!(run(&q, &[8], &mut out).is_err(), "missing operand");
+    let fold = |len: usize, out: &mut [f32]| {
+        let o = ProgramOut::Fold {
+            out,
+            op: ReduceOp::Sum,
+            len,
+        };
+        program_f32(Isa::GENERIC, &p, &[8], &[ProgramIn::F32(&x)], &st, o)
+    };
+    assert!(fold(4, &mut out[..2]).is_ok());
+    assert!(fold(0, &mut out).is_err(), "runs of 0");
+    assert!(fold(3, &mut out).is_err(), "runs that do not divide");
+    assert!(fold(2, &mut out[..3]).is_err(), "folded output too short");
+    let long = vec![1.0f32; 2 * FOLD_MAX_RUN + 2];
+    let o = ProgramOut::Fold {
+        out: &mut out[..2],
+        op: ReduceOp::Sum,
+        len: FOLD_MAX_RUN + 1,
+    };
+    let dims = [2 * FOLD_MAX_RUN + 2];
+    let r = program_f32(Isa::GENERIC, &p, &dims, &[ProgramIn::F32(&long)], &st, o);
+    assert!(r.is_err(), "run longer than the fold buffer");
 }

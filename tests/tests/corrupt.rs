@@ -1114,7 +1114,7 @@ fn tensor_names() {
 
 #[test]
 fn step_with_unknown_op_id() {
-    for op in [0u16, code::ELEMENTWISE + 1, 1000, u16::MAX] {
+    for op in [0u16, code::ELEMENTWISE_REDUCE + 1, 1000, u16::MAX] {
         let mut f = File::new(block());
         f.edit_step(1, |s| s.op = op);
         assert_err!(

@@ -99,6 +99,16 @@ fn channel_mix_chains_become_one_step_or_fold() {
 }
 
 #[test]
+fn elementwise_then_trailing_reduce_is_one_step() {
+    assert_eq!(steps("ew_reduce_sqdist"), ["ElementwiseReduce"]);
+    // Reduced over a middle axis: the program's results are stored and reduced apart.
+    assert_eq!(
+        steps("ew_reduce_mean_middle_axis"),
+        ["Elementwise", "Reduce"]
+    );
+}
+
+#[test]
 fn silu_becomes_one_step_or_the_conv_epilogue() {
     assert_eq!(steps("silu_after_conv"), ["Conv2d"]);
     assert_eq!(steps("silu_sigmoid_first"), ["Unary"]);

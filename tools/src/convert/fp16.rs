@@ -91,12 +91,14 @@ pub fn weights_to_fp16(g: &mut Graph) -> Result<Fp16Report> {
         // Comparisons fused into an element-wise program decide just the same.
         let discrete = match &s.op {
             Op::ArgMax { .. } | Op::Compare { .. } => true,
-            Op::Elementwise { prog, .. } => prog.instrs().iter().any(|i| {
-                matches!(
-                    i,
-                    Instr::Compare { .. } | Instr::NonZero { .. } | Instr::Logic { .. }
-                )
-            }),
+            Op::Elementwise { prog, .. } | Op::ElementwiseReduce { prog, .. } => {
+                prog.instrs().iter().any(|i| {
+                    matches!(
+                        i,
+                        Instr::Compare { .. } | Instr::NonZero { .. } | Instr::Logic { .. }
+                    )
+                })
+            }
             _ => false,
         };
         if discrete || feeds_discrete.contains(&g.root(s.output)) {

@@ -44,6 +44,7 @@ pub fn optimize_with(g: &mut Graph, elementwise: bool) -> Result<()> {
     if elementwise {
         fuse_elementwise(g);
         remove_dead(g);
+        fuse_elementwise_reduce(g);
     }
     Ok(())
 }
@@ -1085,6 +1086,76 @@ fn fuse_elementwise(g: &mut Graph) {
             g.steps.push(s);
         }
     }
+}
+
+/// `Elementwise → Reduce over trailing dims` (the only reader) becomes one
+/// `ElementwiseReduce` step: the program's results are folded as they are computed instead of
+/// being stored and read again (EcoFormer's `Σ_d (x̂_d − a_d)²` over a broadcast
+/// `[tokens, anchors, 32]` tensor).
+fn fuse_elementwise_reduce(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        if let Some((p, step)) = match_elementwise_reduce(g, i) {
+            g.steps[p] = step;
+            g.steps.remove(i);
+            continue;
+        }
+        i += 1;
+    }
+}
+
+fn match_elementwise_reduce(g: &Graph, i: usize) -> Option<(usize, StepDesc)> {
+    let s = &g.steps[i];
+    let Op::Reduce {
+        op,
+        rank,
+        dims,
+        mask,
+    } = s.op
+    else {
+        return None;
+    };
+    let x = s.inputs[0]?;
+    let p = producer(g, x)?;
+    let Op::Elementwise { bc, prog } = g.steps[p].op else {
+        return None;
+    };
+    if Uses::of(g).only_reader(g, x) != Some(i)
+        || g.tensors[g.steps[p].output].dtype != DType::F32
+        || g.tensors[s.output].dtype != DType::F32
+    {
+        return None;
+    }
+    // The reduced axes must be the trailing ones (size-1 axes aside): then each output is the
+    // fold of one contiguous run of the program's results.
+    let mut len = 1usize;
+    let mut reducing = false;
+    for (k, &n) in dims[..rank].iter().enumerate() {
+        let reduced = mask & (1 << k) != 0;
+        if reduced {
+            reducing |= n != 1;
+            len = len.checked_mul(n)?;
+        } else if n != 1 && reducing {
+            return None;
+        }
+    }
+    let total: usize = bc.dims().iter().product();
+    if len == 0
+        || len > mote_targets::program::FOLD_MAX_RUN
+        || total != dims[..rank].iter().product::<usize>()
+        || !total.is_multiple_of(len)
+    {
+        return None;
+    }
+    Some((
+        p,
+        StepDesc {
+            op: Op::ElementwiseReduce { bc, prog, op, len },
+            inputs: g.steps[p].inputs,
+            output: s.output,
+            origin: s.origin.clone(),
+        },
+    ))
 }
 
 /// Grows the group rooted at step `root` towards its inputs (latest producer first, so every
