@@ -390,23 +390,65 @@ fn row_major(dims: &[usize]) -> [usize; MAX_RANK] {
     s
 }
 
-/// Copies `len` values of operand `x` (read with `strides` over `dims`) starting at flat
-/// output index `start` into `dst`.
+/// `d.copy_from_slice(s)` for the short runs of a broadcast gather: whole 16-value chunks
+/// (the last one overlapping) instead of a call to `memcpy` per run.
+#[inline(always)]
+fn copy_run(d: &mut [f32], s: &[f32]) {
+    const C: usize = 16;
+    let n = d.len().min(s.len());
+    if n < C {
+        d[..n].copy_from_slice(&s[..n]);
+        return;
+    }
+    let mut i = 0;
+    loop {
+        let at = i.min(n - C);
+        if let (Ok(src), Ok(dst)) = (
+            <&[f32; C]>::try_from(&s[at..at + C]),
+            <&mut [f32; C]>::try_from(&mut d[at..at + C]),
+        ) {
+            *dst = *src;
+        }
+        if at == n - C {
+            return;
+        }
+        i += C;
+    }
+}
+
+/// Moves the multi-index `at` over `dims` (row-major) `n` elements on.
+#[inline(always)]
+fn advance(dims: &[usize], at: &mut [usize; MAX_RANK], n: usize) {
+    let mut carry = n;
+    for k in (0..dims.len()).rev() {
+        if carry == 0 {
+            break;
+        }
+        let v = at[k] + carry;
+        if v < dims[k] {
+            at[k] = v;
+            carry = 0;
+        } else {
+            at[k] = v % dims[k];
+            carry = v / dims[k];
+        }
+    }
+}
+
+/// Copies `dst.len()` values of operand `x` (read with `strides` over `dims`) starting at the
+/// output multi-index `at` into `dst`.
 #[inline(always)]
 fn gather(
     x: ProgramIn<'_>,
     dims: &[usize],
     strides: &[usize; MAX_RANK],
-    start: usize,
+    at: &[usize; MAX_RANK],
     dst: &mut [f32],
 ) {
     let rank = dims.len();
-    let mut idx = [0usize; MAX_RANK];
-    let mut rem = start;
+    let mut idx = *at;
     let mut off = 0usize;
-    for k in (0..rank).rev() {
-        idx[k] = rem % dims[k];
-        rem /= dims[k];
+    for k in 0..rank {
         off += idx[k] * strides[k];
     }
     let len = dst.len();
@@ -419,7 +461,7 @@ fn gather(
         match x {
             ProgramIn::F32(v) => match s {
                 0 => d.fill(v[off]),
-                1 => d.copy_from_slice(&v[off..off + run]),
+                1 => copy_run(d, &v[off..off + run]),
                 _ => d
                     .iter_mut()
                     .enumerate()
@@ -515,14 +557,17 @@ fn run(
         ProgramOut::Fold { len, .. } => FOLD_MAX_RUN / len * len,
         _ => 0,
     };
+    // The multi-index of `start`, advanced block by block (no division per operand).
+    let mut at = [0usize; MAX_RANK];
     let mut start = 0;
     while start < total {
         let len = PROGRAM_BLOCK.min(total - start);
         for j in 0..n_in {
             if let Access::Gather = access[j] {
-                gather(ins[j], dims, &strides[j], start, &mut bufs[j][..len]);
+                gather(ins[j], dims, &strides[j], &at, &mut bufs[j][..len]);
             }
         }
+        advance(dims, &mut at, len);
         let mut opnd: [&[f32]; PROGRAM_OPERANDS] = [&[]; PROGRAM_OPERANDS];
         for j in 0..n_in {
             opnd[j] = match (access[j], ins[j]) {

@@ -99,6 +99,17 @@ fn channel_mix_chains_become_one_step_or_fold() {
 }
 
 #[test]
+fn consecutive_copies_compose() {
+    assert_eq!(steps("transpose_reshape_transpose"), ["Copy"]);
+    // A per-window scale between the partition and its inverse: linear, but not one channel
+    // mix at every position, and the copies do not touch, so all three steps stay.
+    assert_eq!(
+        steps("window_partition_roundtrip_scaled"),
+        ["Copy", "Binary", "Copy"]
+    );
+}
+
+#[test]
 fn elementwise_then_trailing_reduce_is_one_step() {
     assert_eq!(steps("ew_reduce_sqdist"), ["ElementwiseReduce"]);
     // Reduced over a middle axis: the program's results are stored and reduced apart.

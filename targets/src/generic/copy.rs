@@ -45,6 +45,30 @@ pub fn copy_strided<T: Copy>(
         dst[dst_offset] = src[src_offset];
         return;
     }
+    // Every destination element is written once (no zero destination stride), so the dims may
+    // be visited in any order: put the source-contiguous dim second innermost and the
+    // destination-contiguous one innermost, so that a permutation whose contiguous axes sit
+    // elsewhere (a window partition: `[.., c, .., r, .., s]`) still runs as 2-D tiles.
+    if rank >= 2 && ds[..rank].iter().all(|&d| d != 0) {
+        let kd = ds[..rank].iter().rposition(|&d| d == 1);
+        let ks = ss[..rank].iter().rposition(|&s| s == 1);
+        if let (Some(kd), Some(ks)) = (kd, ks) {
+            if kd != ks && (ks, kd) != (rank - 2, rank - 1) {
+                let mut order = [0usize; MAX_RANK];
+                for (m, k) in (0..rank).filter(|&k| k != ks && k != kd).enumerate() {
+                    order[m] = k;
+                }
+                order[rank - 2] = ks;
+                order[rank - 1] = kd;
+                let (on, os, od) = (nd, ss, ds);
+                for (j, &k) in order[..rank].iter().enumerate() {
+                    nd[j] = on[k];
+                    ss[j] = os[k];
+                    ds[j] = od[k];
+                }
+            }
+        }
+    }
     // A transpose of the two innermost dims (the source contiguous along the outer one, the
     // destination along the inner one) runs as 2-D tiles, so both sides stay in cache.
     let tiled = rank >= 2 && ss[rank - 2] == 1 && ds[rank - 1] == 1 && ss[rank - 1] != 1;

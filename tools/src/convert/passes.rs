@@ -29,6 +29,7 @@ pub fn optimize_with(g: &mut Graph, elementwise: bool) -> Result<()> {
     fuse_matmul_bias(g)?;
     binary_to_affine(g)?;
     fold_copies_into_matmul(g);
+    fuse_copy_chains(g);
     loop {
         let before = g.steps.len();
         merge_affine_into_conv(g)?;
@@ -690,6 +691,119 @@ fn compose_strides(map: &[isize], dims: &[usize], strides: &[usize]) -> Option<V
         }
     }
     Some(out)
+}
+
+/// `Copy → Copy` where the first copy's output is read only by the second becomes one copy
+/// from the first's source (e.g. EMOv2's un-permute of the attention output followed by the
+/// inverse window partition): the composed element map is factored into strided dims.
+fn fuse_copy_chains(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        match compose_copy_pair(g, i) {
+            Some((c1, step)) => {
+                g.steps[i] = step;
+                g.steps.remove(c1);
+                i = c1;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+fn compose_copy_pair(g: &Graph, c2: usize) -> Option<(usize, StepDesc)> {
+    let s2 = &g.steps[c2];
+    let Op::Copy(g2) = s2.op else {
+        return None;
+    };
+    let t = s2.inputs[0]?;
+    let c1 = producer(g, t)?;
+    let Op::Copy(g1) = g.steps[c1].op else {
+        return None;
+    };
+    let x = g.steps[c1].inputs[0]?;
+    let tl = g.tensors[g.root(t)].elems();
+    if Uses::of(g).only_reader(g, t) != Some(c2) || g.tensors[x].dtype != g.tensors[t].dtype {
+        return None;
+    }
+    let map1 = copy_sources(&g1, tl)?;
+    // The composed copy, element by element in the second copy's iteration order.
+    let dims2 = &g2.dims[..g2.rank];
+    let n: usize = dims2.iter().product();
+    let (mut xs, mut ys) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut idx = [0usize; mote::format::MAX_RANK];
+    for _ in 0..n {
+        let (mut src, mut dst) = (g2.src_off as isize, g2.dst_off as isize);
+        for d in 0..g2.rank {
+            src += idx[d] as isize * g2.src_strides[d];
+            dst += idx[d] as isize * g2.dst_strides[d];
+        }
+        xs.push(*map1.get(usize::try_from(src).ok()?)?);
+        ys.push(dst);
+        for d in (0..g2.rank).rev() {
+            idx[d] += 1;
+            if idx[d] < dims2[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    let (dims, ss, ds) = factor_strided(&xs, &ys)?;
+    let mut cg = CopyGeom {
+        rank: dims.len(),
+        src_off: usize::try_from(*xs.first()?).ok()?,
+        dst_off: usize::try_from(*ys.first()?).ok()?,
+        ..Default::default()
+    };
+    cg.dims[..dims.len()].copy_from_slice(&dims);
+    cg.src_strides[..dims.len()].copy_from_slice(&ss);
+    cg.dst_strides[..dims.len()].copy_from_slice(&ds);
+    let mut step = s2.clone();
+    step.op = Op::Copy(cg);
+    step.inputs[0] = Some(x);
+    Some((c1, step))
+}
+
+/// Dims (outermost first) and source/destination strides that visit the pairs `(xs[p],
+/// ys[p])` in order, if at most `MAX_RANK` strided dims do: innermost first, each dim is the
+/// longest run of equal steps, and every block of that length must repeat the same steps.
+#[allow(clippy::type_complexity)]
+fn factor_strided(xs: &[isize], ys: &[isize]) -> Option<(Vec<usize>, Vec<isize>, Vec<isize>)> {
+    let (mut xs, mut ys) = (xs.to_vec(), ys.to_vec());
+    let (mut dims, mut ss, mut ds) = (vec![], vec![], vec![]);
+    while xs.len() > 1 {
+        if dims.len() == mote::format::MAX_RANK {
+            return None;
+        }
+        let (sx, sy) = (xs[1] - xs[0], ys[1] - ys[0]);
+        let mut run = 2;
+        while run < xs.len() && xs[run] - xs[run - 1] == sx && ys[run] - ys[run - 1] == sy {
+            run += 1;
+        }
+        if !xs.len().is_multiple_of(run) {
+            return None;
+        }
+        for b in (0..xs.len()).step_by(run) {
+            for p in b + 1..b + run {
+                if xs[p] - xs[p - 1] != sx || ys[p] - ys[p - 1] != sy {
+                    return None;
+                }
+            }
+        }
+        dims.push(run);
+        ss.push(sx);
+        ds.push(sy);
+        xs = xs.iter().step_by(run).copied().collect();
+        ys = ys.iter().step_by(run).copied().collect();
+    }
+    if dims.is_empty() {
+        dims.push(1);
+        ss.push(0);
+        ds.push(0);
+    }
+    dims.reverse();
+    ss.reverse();
+    ds.reverse();
+    Some((dims, ss, ds))
 }
 
 /// A permuting copy read only by a MatMul operand is dropped: the MatMul reads the copy's
