@@ -110,6 +110,16 @@ fn consecutive_copies_compose() {
 }
 
 #[test]
+fn copies_that_cancel_around_an_activation_disappear() {
+    assert_eq!(steps("transpose_relu_transpose_back"), ["Unary"]);
+    assert_eq!(steps("conv1d_transpose_relu_transpose_back"), ["Conv2d"]);
+    assert_eq!(
+        steps("transpose_relu_other_transpose"),
+        ["Copy", "Unary", "Copy"]
+    );
+}
+
+#[test]
 fn elementwise_then_trailing_reduce_is_one_step() {
     assert_eq!(steps("ew_reduce_sqdist"), ["ElementwiseReduce"]);
     // Reduced over a middle axis: the program's results are stored and reduced apart.

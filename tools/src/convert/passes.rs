@@ -30,6 +30,7 @@ pub fn optimize_with(g: &mut Graph, elementwise: bool) -> Result<()> {
     binary_to_affine(g)?;
     fold_copies_into_matmul(g);
     fuse_copy_chains(g);
+    drop_copies_around_unary(g);
     loop {
         let before = g.steps.len();
         merge_affine_into_conv(g)?;
@@ -761,6 +762,64 @@ fn compose_copy_pair(g: &Graph, c2: usize) -> Option<(usize, StepDesc)> {
     step.op = Op::Copy(cg);
     step.inputs[0] = Some(x);
     Some((c1, step))
+}
+
+/// `Copy → Unary → Copy` whose two copies undo each other (a transpose to apply an activation
+/// and the transpose back, as LMUFormer's exports do) becomes the unary step alone: an
+/// element-wise function does not care about layout. Both intermediates must have no other
+/// reader, and the composed element map must be the identity (checked element by element).
+fn drop_copies_around_unary(g: &mut Graph) {
+    let mut i = 0;
+    while i < g.steps.len() {
+        match match_copy_sandwich(g, i) {
+            Some((c1, c2, x, y)) => {
+                g.steps[i].inputs[0] = Some(x);
+                g.steps[i].output = y;
+                g.steps.remove(c2);
+                g.steps.remove(c1);
+                i = 0;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+fn match_copy_sandwich(g: &Graph, i: usize) -> Option<(usize, usize, TId, TId)> {
+    let s = &g.steps[i];
+    let Op::Unary { .. } = s.op else {
+        return None;
+    };
+    let t = s.inputs[0]?;
+    let u = s.output;
+    let c1 = producer(g, t)?;
+    let uses = Uses::of(g);
+    if uses.only_reader(g, t) != Some(i) || producer(g, u) != Some(i) {
+        return None;
+    }
+    let c2 = uses.only_reader(g, u)?;
+    let (Op::Copy(g1), Op::Copy(g2)) = (g.steps[c1].op, g.steps[c2].op) else {
+        return None;
+    };
+    let x = g.steps[c1].inputs[0]?;
+    let y = g.steps[c2].output;
+    if c2 <= i || g.steps[c2].inputs[0].map(|v| g.root(v)) != Some(g.root(u)) {
+        return None;
+    }
+    let n = g.tensors[g.root(y)].elems();
+    if producer(g, y) != Some(c2)
+        || g.tensors[g.root(x)].elems() != n
+        || g.tensors[g.root(t)].elems() != n
+        || g.tensors[g.root(u)].elems() != n
+        || g.tensors[x].dtype != g.tensors[y].dtype
+    {
+        return None;
+    }
+    let map1 = copy_sources(&g1, n)?;
+    let map2 = copy_sources(&g2, n)?;
+    let identity = map2.iter().enumerate().all(|(yi, &ui)| {
+        usize::try_from(ui).ok().and_then(|ui| map1.get(ui)) == Some(&(yi as isize))
+    });
+    identity.then_some((c1, c2, x, y))
 }
 
 /// Dims (outermost first) and source/destination strides that visit the pairs `(xs[p],
