@@ -453,7 +453,7 @@ pub fn eval(
         #[cfg(feature = "op-elementwise")]
         Op::Cast => cast_elems(ins[0].ok_or_else(missing)?, out_dtype, out)?,
         #[cfg(feature = "op-elementwise")]
-        Op::Elementwise { bc, prog } => {
+        Op::Elementwise { bc, prog } | Op::ElementwiseReduce { bc, prog, .. } => {
             use mote_targets::program::{ProgramIn, ProgramOut};
             let mut pins = [ProgramIn::F32(&[]); mote_targets::program::PROGRAM_OPERANDS];
             for (j, p) in pins.iter_mut().enumerate().take(prog.n_in) {
@@ -463,40 +463,14 @@ pub fn eval(
                     _ => ProgramIn::F32(cast(x)?),
                 };
             }
-            let o = match out_dtype {
-                DType::Bool => ProgramOut::Bool(out),
+            let o = match (*op, out_dtype) {
+                (Op::ElementwiseReduce { op, len, .. }, _) => ProgramOut::Fold {
+                    out: cast_mut(out)?,
+                    op,
+                    len,
+                },
+                (_, DType::Bool) => ProgramOut::Bool(out),
                 _ => ProgramOut::F32(cast_mut(out)?),
-            };
-            mote_targets::program::program_f32(
-                ctx.isa,
-                &prog,
-                bc.dims(),
-                &pins[..prog.n_in],
-                &bc.strides[..prog.n_in],
-                o,
-            )
-            .map_err(|e| {
-                StepError::Other(Error::BadStep {
-                    index: 0,
-                    reason: e.0,
-                })
-            })?
-        }
-        #[cfg(feature = "op-elementwise")]
-        Op::ElementwiseReduce { bc, prog, op, len } => {
-            use mote_targets::program::{ProgramIn, ProgramOut};
-            let mut pins = [ProgramIn::F32(&[]); mote_targets::program::PROGRAM_OPERANDS];
-            for (j, p) in pins.iter_mut().enumerate().take(prog.n_in) {
-                let (dt, x) = ins[j].ok_or_else(missing)?;
-                *p = match dt {
-                    DType::Bool => ProgramIn::Bool(x),
-                    _ => ProgramIn::F32(cast(x)?),
-                };
-            }
-            let o = ProgramOut::Fold {
-                out: cast_mut(out)?,
-                op,
-                len,
             };
             mote_targets::program::program_f32(
                 ctx.isa,

@@ -1923,7 +1923,7 @@ impl Op {
                     return Err("pool window work exceeds the cap");
                 }
             }
-            Op::Elementwise { bc, prog } => {
+            Op::Elementwise { bc, prog } | Op::ElementwiseReduce { bc, prog, .. } => {
                 prog.check()?;
                 let n = prog.n_in;
                 no_more(n)?;
@@ -1934,20 +1934,10 @@ impl Op {
                 for (j, o) in opnds.iter_mut().enumerate().take(n) {
                     *o = f32_or_bool(need(j)?)?;
                 }
-                f32_or_bool(*out)?;
-                bcast_check(&bc, &opnds[..n], *out)?;
-            }
-            Op::ElementwiseReduce { bc, prog, len, .. } => {
-                prog.check()?;
-                let n = prog.n_in;
-                no_more(n)?;
-                let mut opnds = [Operand {
-                    dtype: DType::F32,
-                    elems: 0,
-                }; PROGRAM_OPERANDS];
-                for (j, o) in opnds.iter_mut().enumerate().take(n) {
-                    *o = f32_or_bool(need(j)?)?;
-                }
+                let Op::ElementwiseReduce { len, .. } = *self else {
+                    f32_or_bool(*out)?;
+                    return bcast_check(&bc, &opnds[..n], *out);
+                };
                 let total = prod(bc.dims())?;
                 if len == 0 || !total.is_multiple_of(len) {
                     return Err("element-wise reduction runs do not divide the iteration");

@@ -6,24 +6,13 @@
 
 mod common;
 
-use common::{assert_same, row_major, simd_isas, Rng};
+use common::{assert_same, row_major, simd_isas, Rng, REDUCE_OPS};
 use mote_targets::generic;
 use mote_targets::kernels;
 use mote_targets::{BinaryOp, ReduceOp};
 use proptest::prelude::*;
 
 const EDGES: [usize; 6] = [0, 1, 15, 16, 17, 33];
-
-const REDUCE_OPS: [ReduceOp; 8] = [
-    ReduceOp::Sum,
-    ReduceOp::Mean,
-    ReduceOp::Max,
-    ReduceOp::Min,
-    ReduceOp::Prod,
-    ReduceOp::L1,
-    ReduceOp::L2,
-    ReduceOp::SumSquare,
-];
 
 const BINARY_OPS: [BinaryOp; 7] = [
     BinaryOp::Add,

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{row_major, same, unravel, Rng};
+use common::{row_major, same, unravel, Rng, REDUCE_OPS};
 use mote_targets::generic::elementwise as ew;
 use mote_targets::kernels;
 use mote_targets::program::{
@@ -14,17 +14,6 @@ use mote_targets::program::{
     PROGRAM_MAX_INSTRS, PROGRAM_REG0, PROGRAM_REGS,
 };
 use mote_targets::{BinaryOp, CompareOp, Isa, IsaKind, ReduceOp, UnaryOp, MAX_RANK};
-
-const REDUCES: [ReduceOp; 8] = [
-    ReduceOp::Sum,
-    ReduceOp::Mean,
-    ReduceOp::Max,
-    ReduceOp::Min,
-    ReduceOp::Prod,
-    ReduceOp::L1,
-    ReduceOp::L2,
-    ReduceOp::SumSquare,
-];
 
 fn all_isas() -> Vec<Isa> {
     IsaKind::ALL.into_iter().filter_map(Isa::new).collect()
@@ -339,7 +328,7 @@ fn random_programs_match_their_steps_bit_for_bit_on_every_kernel_set() {
                 // reducing the stored results with this kernel set's Reduce kernel.
                 for cut in 0..dims.len() {
                     let len: usize = dims[cut..].iter().product();
-                    for op in REDUCES {
+                    for op in REDUCE_OPS {
                         let rows = total / len;
                         let mut want_r = vec![0f32; rows];
                         kernels::reduce_f32(isa, op, &[rows, len], 0b10, &got, &mut want_r);

@@ -2,22 +2,11 @@
 
 mod common;
 
-use common::{assert_same, row_major, unravel, Rng};
+use common::{assert_same, row_major, unravel, Rng, REDUCE_OPS};
 use mote_targets::generic::norm::{instancenorm_f32, layernorm_f32, softmax_f32};
 use mote_targets::generic::reduce::reduce_f32;
 use mote_targets::ReduceOp;
 use proptest::prelude::*;
-
-const OPS: [ReduceOp; 8] = [
-    ReduceOp::Sum,
-    ReduceOp::Mean,
-    ReduceOp::Max,
-    ReduceOp::Min,
-    ReduceOp::Prod,
-    ReduceOp::L1,
-    ReduceOp::L2,
-    ReduceOp::SumSquare,
-];
 
 /// Folds every input element into its keepdims output slot, visiting the input in row-major
 /// order (so each slot sees its elements in row-major order of the reduced axes).
@@ -100,8 +89,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn reduce_matches_naive((dims, mask) in reduce_case(), which in 0..OPS.len(), seed in any::<u64>(), nan in 0u8..8) {
-        let op = OPS[which];
+    fn reduce_matches_naive((dims, mask) in reduce_case(), which in 0..REDUCE_OPS.len(), seed in any::<u64>(), nan in 0u8..8) {
+        let op = REDUCE_OPS[which];
         let mut rng = Rng(seed | 1);
         let total: usize = dims.iter().product();
         let mut x = rng.vec(total, -2.0, 2.0);

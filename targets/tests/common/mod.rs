@@ -1,7 +1,20 @@
 //! Helpers shared by the kernel tests: f64 references, ulp measures, layouts.
 #![allow(dead_code)]
 
+use mote_targets::ReduceOp;
 use proptest::prelude::*;
+
+/// Every reduction.
+pub const REDUCE_OPS: [ReduceOp; 8] = [
+    ReduceOp::Sum,
+    ReduceOp::Mean,
+    ReduceOp::Max,
+    ReduceOp::Min,
+    ReduceOp::Prod,
+    ReduceOp::L1,
+    ReduceOp::L2,
+    ReduceOp::SumSquare,
+];
 
 /// Spacing of f32 values at the magnitude of `exact` (the subnormal spacing below 2^-126).
 pub fn ulp_at(exact: f64) -> f64 {
