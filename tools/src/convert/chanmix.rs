@@ -33,6 +33,8 @@ const MAX_GROUP: usize = mote_targets::kernels::DIRECT_MAX_GROUP_CHANNELS;
 const MAX_TRIES: usize = 4;
 /// Most channels probed (the recovered map is `c × c`).
 const MAX_CHANNELS: usize = 4096;
+/// Seed of the random input the recovered mix is proven on.
+const PROOF_SEED: u64 = 0x006d_6978;
 /// Relative tolerance of the random-input proof: far above the rounding of a chain of a few
 /// f32 operations, far below any real difference.
 const PROOF_TOL: f64 = 1e-5;
@@ -75,7 +77,6 @@ struct Chain {
 /// The affine steps that `y` depends on, walking back until a step that is not affine, a
 /// graph output, or `stop`: the steps, the tensors they write (other than `y`) and the tensors
 /// the walk stopped at.
-#[derive(Clone)]
 struct Walk {
     steps: BTreeSet<usize>,
     inner: Vec<TId>,
@@ -144,20 +145,13 @@ fn chains_to(
         return found;
     };
     // Where the whole walk has several inputs, cut it at one of its tensors, earliest first.
-    let mut cuts: Vec<Option<TId>> = vec![None];
-    let mut inner = full.inner.clone();
-    inner.sort_by_key(|t| writers.get(t).and_then(|w| w.first().copied()));
-    cuts.extend(inner.into_iter().map(Some));
-    for stop in cuts {
-        let w = if stop.is_none() {
-            full.clone()
-        } else {
-            match walk(g, writers, outputs, y, stop) {
-                Some(w) => w,
-                None => continue,
-            }
-        };
-        let x = match w.inputs.iter().collect::<Vec<_>>()[..] {
+    let mut cuts = full.inner.clone();
+    cuts.sort_by_key(|t| writers.get(t).and_then(|w| w.first().copied()));
+    let cut_walks = cuts
+        .into_iter()
+        .filter_map(|stop| walk(g, writers, outputs, y, Some(stop)));
+    for w in std::iter::once(full).chain(cut_walks) {
+        let x = match *w.inputs.iter().collect::<Vec<_>>() {
             [&x] => x,
             _ => continue,
         };
@@ -190,20 +184,11 @@ fn run_chain(g: &Graph, c: &Chain, y: TId, xv: &[f32]) -> Option<Vec<f32>> {
         let mut buf = vals
             .remove(&out)
             .unwrap_or_else(|| Data::zeroed(g.tensors[out].bytes()));
-        let mut srcs: [Option<(DType, &[u8])>; 4] = [None; 4];
-        for (d, t) in srcs.iter_mut().zip(s.inputs.iter()) {
-            if let Some(t) = *t {
-                let v = match g.value(t) {
-                    Some(v) => v,
-                    None => vals.get(&g.root(t))?,
-                };
-                *d = Some((g.tensors[t].dtype, v.bytes()));
-            }
-        }
-        mote::exec::eval(
-            mote::exec::Ctx::REFERENCE,
+        let value = |t: TId| g.value(t).or_else(|| vals.get(&g.root(t)));
+        g.eval_op(
             &s.op,
-            &srcs,
+            &s.inputs,
+            value,
             g.tensors[s.output].dtype,
             buf.bytes_mut(),
         )
@@ -276,15 +261,8 @@ fn recover_mix(g: &Graph, chain: &Chain, y: TId) -> Option<Mix> {
         .collect();
 
     // The proof: the chain and the mix agree on a pseudo-random input.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let xv: Vec<f32> = (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
+    let mut rng = super::quant::Normal::new(PROOF_SEED);
+    let xv: Vec<f32> = (0..len).map(|_| rng.next()).collect();
     let yv = run_chain(g, chain, y, &xv)?;
     for p in 0..positions {
         for o in 0..c {
@@ -425,11 +403,11 @@ pub fn fuse_channel_mix(g: &mut Graph) -> Result<()> {
 pub fn fold_mix_into_conv(g: &mut Graph) -> Result<()> {
     let mut i = 0;
     while i < g.steps.len() {
-        let Some((b, wb, ga, gb)) = fold_target(g, i) else {
+        let Some(FoldTarget { b, wa, wb, ga, gb }) = fold_target(g, i) else {
             i += 1;
             continue;
         };
-        let wa = g.f32_values(g.steps[i].inputs[1].unwrap_or(0))?;
+        let wa = g.f32_values(wa)?;
         let wbv = g.f32_values(wb)?;
         let gs = ga.c_in / ga.groups;
         let (cig, cog, taps) = (gb.c_in / gb.groups, gb.c_out / gb.groups, gb.kh * gb.kw);
@@ -460,9 +438,17 @@ pub fn fold_mix_into_conv(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
-/// For a channel-mix step `a`: its only reader `b`, `b`'s weight and both geometries, when
-/// the mix folds.
-fn fold_target(g: &Graph, a: usize) -> Option<(usize, TId, Conv2dGeom, Conv2dGeom)> {
+/// A channel-mix step's reader `b`, both weights and both geometries.
+struct FoldTarget {
+    b: usize,
+    wa: TId,
+    wb: TId,
+    ga: Conv2dGeom,
+    gb: Conv2dGeom,
+}
+
+/// For a channel-mix step `a`: what it folds into, when it does.
+fn fold_target(g: &Graph, a: usize) -> Option<FoldTarget> {
     let sa = &g.steps[a];
     let Op::Conv2d {
         g: ga,
@@ -481,8 +467,9 @@ fn fold_target(g: &Graph, a: usize) -> Option<(usize, TId, Conv2dGeom, Conv2dGeo
         && ga.h_in == ga.h_out
         && ga.w_in == ga.w_out
         && ga.groups > 0;
+    let wa = sa.inputs[1]?;
     // A bias would meet the next conv's zero padding and not fold exactly.
-    if !pointwise || sa.inputs[2].is_some() || !g.is_const(sa.inputs[1]?) {
+    if !pointwise || sa.inputs[2].is_some() || !g.is_const(wa) {
         return None;
     }
     let y = sa.output;
@@ -503,5 +490,5 @@ fn fold_target(g: &Graph, a: usize) -> Option<(usize, TId, Conv2dGeom, Conv2dGeo
         && (gb.c_in / gb.groups) % gs == 0
         && g.is_const(wb)
         && g.tensors[wb].dtype == DType::F32;
-    fits.then_some((b, wb, ga, gb))
+    fits.then_some(FoldTarget { b, wa, wb, ga, gb })
 }

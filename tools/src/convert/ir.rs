@@ -266,24 +266,10 @@ impl Graph {
             .all(|(_, a)| a.iter().flatten().all(|&t| self.is_const(t)));
         if all_const {
             let mut data = Data::zeroed(self.tensors[output].bytes());
+            let dtype = self.tensors[output].dtype;
             for (op, a) in &ins_fixed {
-                let mut srcs: [Option<(DType, &[u8])>; 4] = [None; 4];
-                for (s, t) in srcs.iter_mut().zip(a.iter()) {
-                    if let Some(t) = *t {
-                        let d = self
-                            .value(t)
-                            .ok_or_else(|| anyhow!("internal: missing constant"))?;
-                        *s = Some((self.tensors[t].dtype, d.bytes()));
-                    }
-                }
-                mote::exec::eval(
-                    mote::exec::Ctx::REFERENCE,
-                    op,
-                    &srcs,
-                    self.tensors[output].dtype,
-                    data.bytes_mut(),
-                )
-                .map_err(|e| anyhow!("constant folding failed in {origin}: {e:?}"))?;
+                self.eval_op(op, a, |t| self.value(t), dtype, data.bytes_mut())
+                    .map_err(|e| anyhow!("constant folding failed in {origin}: {e}"))?;
             }
             self.tensors[output].value = Some(data);
         } else {
@@ -297,6 +283,31 @@ impl Graph {
             }
         }
         Ok(())
+    }
+}
+
+impl Graph {
+    /// Runs `op` with the runtime's reference kernels into `out` (of `out_dtype`), reading
+    /// operand `t` from `value(t)`: constant folding, and probing a chain of steps on chosen
+    /// inputs.
+    pub fn eval_op<'v>(
+        &self,
+        op: &Op,
+        inputs: &[Option<TId>; 4],
+        value: impl Fn(TId) -> Option<&'v Data>,
+        out_dtype: DType,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let mut srcs: [Option<(DType, &[u8])>; 4] = [None; 4];
+        for (s, t) in srcs.iter_mut().zip(inputs.iter()) {
+            if let Some(t) = *t {
+                let d =
+                    value(t).ok_or_else(|| anyhow!("no value for {:?}", self.tensors[t].name))?;
+                *s = Some((self.tensors[t].dtype, d.bytes()));
+            }
+        }
+        mote::exec::eval(mote::exec::Ctx::REFERENCE, op, &srcs, out_dtype, out)
+            .map_err(|e| anyhow!("{e:?}"))
     }
 }
 

@@ -630,23 +630,33 @@ fn fuse_silu(g: &mut Graph) {
 /// For every destination element of copy `c` (`len` elements), the source element it is
 /// copied from; `None` unless every destination element is written exactly once.
 fn copy_sources(c: &CopyGeom, len: usize) -> Option<Vec<isize>> {
-    let dims = &c.dims[..c.rank];
-    if dims.iter().product::<usize>() != len {
+    if c.dims[..c.rank].iter().product::<usize>() != len {
         return None;
     }
     let mut map = vec![-1isize; len];
-    let mut idx = vec![0usize; c.rank];
-    for _ in 0..len {
-        let (mut src, mut dst) = (c.src_off as isize, c.dst_off as isize);
-        for d in 0..c.rank {
-            src += idx[d] as isize * c.src_strides[d];
-            dst += idx[d] as isize * c.dst_strides[d];
-        }
+    copy_offsets(c, |src, dst| {
         let slot = map.get_mut(usize::try_from(dst).ok()?)?;
         if *slot >= 0 || src < 0 {
             return None;
         }
         *slot = src;
+        Some(())
+    })?;
+    Some(map)
+}
+
+/// Calls `f(source offset, destination offset)` for every element copy `c` makes, in its
+/// iteration order; stops with `None` as soon as `f` returns `None`.
+fn copy_offsets(c: &CopyGeom, mut f: impl FnMut(isize, isize) -> Option<()>) -> Option<()> {
+    let dims = &c.dims[..c.rank];
+    let mut idx = [0usize; mote::format::MAX_RANK];
+    for _ in 0..dims.iter().product::<usize>() {
+        let (mut src, mut dst) = (c.src_off as isize, c.dst_off as isize);
+        for d in 0..c.rank {
+            src += idx[d] as isize * c.src_strides[d];
+            dst += idx[d] as isize * c.dst_strides[d];
+        }
+        f(src, dst)?;
         for d in (0..c.rank).rev() {
             idx[d] += 1;
             if idx[d] < dims[d] {
@@ -655,7 +665,7 @@ fn copy_sources(c: &CopyGeom, len: usize) -> Option<Vec<isize>> {
             idx[d] = 0;
         }
     }
-    Some(map)
+    Some(())
 }
 
 /// The strides that read through `map` what `dims`/`strides` read from the copy's output,
@@ -728,26 +738,12 @@ fn compose_copy_pair(g: &Graph, c2: usize) -> Option<(usize, StepDesc)> {
     }
     let map1 = copy_sources(&g1, tl)?;
     // The composed copy, element by element in the second copy's iteration order.
-    let dims2 = &g2.dims[..g2.rank];
-    let n: usize = dims2.iter().product();
-    let (mut xs, mut ys) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut idx = [0usize; mote::format::MAX_RANK];
-    for _ in 0..n {
-        let (mut src, mut dst) = (g2.src_off as isize, g2.dst_off as isize);
-        for d in 0..g2.rank {
-            src += idx[d] as isize * g2.src_strides[d];
-            dst += idx[d] as isize * g2.dst_strides[d];
-        }
+    let (mut xs, mut ys) = (vec![], vec![]);
+    copy_offsets(&g2, |src, dst| {
         xs.push(*map1.get(usize::try_from(src).ok()?)?);
         ys.push(dst);
-        for d in (0..g2.rank).rev() {
-            idx[d] += 1;
-            if idx[d] < dims2[d] {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
+        Some(())
+    })?;
     let (dims, ss, ds) = factor_strided(&xs, &ys)?;
     let mut cg = CopyGeom {
         rank: dims.len(),
@@ -800,11 +796,9 @@ fn match_copy_sandwich(g: &Graph, i: usize) -> Option<(usize, usize, TId, TId)> 
     let (Op::Copy(g1), Op::Copy(g2)) = (g.steps[c1].op, g.steps[c2].op) else {
         return None;
     };
+    // `c2`, a copy, reads only `u`, and comes after `i` (steps are in dependency order).
     let x = g.steps[c1].inputs[0]?;
     let y = g.steps[c2].output;
-    if c2 <= i || g.steps[c2].inputs[0].map(|v| g.root(v)) != Some(g.root(u)) {
-        return None;
-    }
     let n = g.tensors[g.root(y)].elems();
     if producer(g, y) != Some(c2)
         || g.tensors[g.root(x)].elems() != n

@@ -9,8 +9,9 @@
 //!   the accumulator's scale (the contract of `mote_targets::q8`);
 //! * convolutions (dense, pointwise, grouped; depthwise only with `INT8_DEPTHWISE`) and
 //!   MatMul/Gemm with constant weights of at least [`MIN_MACS`] multiply-adds per output
-//!   position become `QConv2d`/`QMatMul`; a fused ReLU/clip becomes the `u8` output bounds; an
-//!   f32-output int8 layer applies the SiLU/GELU/sigmoid that follows it itself;
+//!   position and [`MIN_K`] per output value become `QConv2d`/`QMatMul`; a fused ReLU/clip
+//!   becomes the `u8` output bounds; an f32-output int8 layer applies the SiLU/GELU/sigmoid
+//!   that follows it itself;
 //! * everything else stays f32, with `Quantize`/`Dequantize` steps where an int8 layer meets
 //!   an f32 one; consecutive int8 layers pass `u8` directly.
 
@@ -28,6 +29,10 @@ use std::path::Path;
 /// stay f32: the quantize/dequantize steps around them would cost more than the int8 GEMM
 /// saves, and tiny reductions lose the most accuracy.
 pub const MIN_MACS: usize = 256;
+
+/// Layers whose outputs each reduce fewer values (a channel mix: a grouped 1x1 conv with 2
+/// channels per group has many outputs but 2 products each) stay f32 for the same reason.
+pub const MIN_K: usize = 4;
 
 /// Whether depthwise convolutions become `QConv2d`. Off: the int8 depthwise kernels multiply in
 /// `i32` lanes (16 per AVX-512 vector, as many as f32 FMA), so they are no faster than the f32
@@ -294,9 +299,6 @@ fn matmul_rows(m: &MatMulGeom) -> Option<(usize, usize)> {
     Some((rows, stride.unwrap_or(m.a_rs)))
 }
 
-/// Shortest reduction (input channels per group × kernel taps) a convolution needs to go int8.
-const MIN_INT8_K: usize = 4;
-
 fn candidate(g: &Graph, i: usize) -> Result<Option<Layer>, String> {
     let s = &g.steps[i];
     let w = s.inputs[1].ok_or("no weight")?;
@@ -323,12 +325,6 @@ fn candidate(g: &Graph, i: usize) -> Result<Option<Layer>, String> {
                 );
             }
             let k = geom.c_in / geom.groups * geom.kh * geom.kw;
-            if k < MIN_INT8_K {
-                return Err(format!(
-                    "a reduction over {k} values (a channel mix): the quantize and dequantize \
-                     steps around it would cost more than the int8 products save"
-                ));
-            }
             let rows: Vec<Vec<f32>> = wv.chunks(k.max(1)).map(|c| c.to_vec()).collect();
             (LayerKind::Conv(geom), rows, act, k * geom.c_out, geom.c_out)
         }
@@ -359,9 +355,11 @@ fn candidate(g: &Graph, i: usize) -> Result<Option<Layer>, String> {
             q8::MAX_QK
         ));
     }
-    if macs < MIN_MACS {
+    if macs < MIN_MACS || k < MIN_K {
         return Err(format!(
-            "{macs} multiply-adds per output position (< {MIN_MACS}): int8 cannot pay"
+            "{macs} multiply-adds per output position, {k} per output value (int8 needs \
+             {MIN_MACS} and {MIN_K}): the quantize and dequantize steps around it would cost \
+             more than the int8 products save"
         ));
     }
     let bias = bias.unwrap_or_else(|| vec![0.0; outs]);
